@@ -1,0 +1,20 @@
+# The two set-up commands of the README. Each creates .venv and installs featurekit first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install
+
+demo: $(VENV)/.installed
+	$(BIN)/featurekit refresh
+	$(BIN)/featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	touch $@

@@ -1,0 +1,15 @@
+{#- Fails on every row of a training set whose joined feature timestamp (any <view>__feature_ts
+    column, as featurekit_point_in_time_join writes them) is not strictly before its label time. -#}
+{% test featurekit_no_future_leakage(model, timestamp_column='label_ts') %}
+  {%- set joined = [] -%}
+  {%- for column in adapter.get_columns_in_relation(model) if column.name.endswith('__feature_ts') -%}
+    {%- do joined.append(column.name) -%}
+  {%- endfor -%}
+  {%- if not joined and execute -%}
+    {{ exceptions.raise_compiler_error("featurekit_no_future_leakage on " ~ model ~ ": no <view>__feature_ts columns to check; is it a featurekit training set?") }}
+  {%- endif -%}
+  select *
+  from {{ model }}
+  where {% for column in joined %}{{ column }} >= cast({{ timestamp_column }} as timestamp){{ ' or ' if not loop.last }}{% endfor %}
+  {%- if not joined %}false{% endif %}
+{% endtest %}

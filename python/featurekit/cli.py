@@ -1,0 +1,124 @@
+"""The featurekit command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from . import __version__
+from .catalog import catalog_rows
+from .cli_common import FeaturekitGroup, echo_progress, format_table, project_options
+from .dbt_runner import run_dbt
+from .project import Project
+from .training import write_training_set
+
+
+@click.group(cls=FeaturekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="featurekit")
+@click.option("--debug", is_flag=True, envvar="FEATUREKIT_DEBUG", help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx, debug):
+    """featurekit: point-in-time training sets and skew-free online features from dbt feature views.
+
+    Feature views, feature sets and their settings live in the dbt project; featurekit reads
+    them from dbt's target/manifest.json.
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@main.command("train-set")
+@click.argument("labels", type=click.Path(dir_okay=False))
+@click.option("--feature-set", help="A feature set (dbt exposure of type ml), e.g. churn_model.")
+@click.option("--features", help="Comma-separated feature references: view_vN or view_vN.feature.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file, .parquet or .csv.")
+@click.option("--timestamp-column", default="label_ts", show_default=True, help="The label time column.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@project_options
+def train_set(labels, feature_set, features, output, timestamp_column, quiet, project_dir, warehouse):
+    """Build a point-in-time training set for the rows of LABELS (CSV or Parquet).
+
+    Each label row gets, from every feature view, the latest value recorded strictly before
+    its timestamp, with the view's ttl, request-time features and fill policy applied. Label
+    columns pass through unchanged and in order. Writes OUTPUT and OUTPUT.featureset.json
+    (resolved versions, join rules, row counts, manifest hash) atomically.
+
+    \b
+    Example:
+      featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
+      featurekit train-set labels.parquet --features customer_orders_v2.orders_30d -o train.csv
+    """
+    refs = [r for r in features.split(",") if r.strip()] if features is not None else None
+    write_training_set(
+        labels,
+        output,
+        feature_set=feature_set,
+        features=refs,
+        project_dir=project_dir,
+        warehouse=warehouse,
+        timestamp_column=timestamp_column,
+        progress=(lambda message: None) if quiet else echo_progress,
+    )
+
+
+@main.command("features")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@project_options
+def features_command(as_json, project_dir, warehouse):
+    """List the feature catalog: every feature view version with its entity, features, owner,
+    ttl and the feature sets that consume it.
+
+    \b
+    Example:
+      featurekit features
+      featurekit features --json | jq '.[] | select(.latest)'
+    """
+    rows = catalog_rows(Project(project_dir, warehouse))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = [
+        {
+            "view": r["view"] + ("" if r["latest"] else " *"),
+            "entity": r["entity"],
+            "features": ", ".join(r["features"]),
+            "owner": r["owner"] or "",
+            "ttl": r["ttl"] or "",
+            "consumers": ", ".join(r["consumers"]),
+        }
+        for r in rows
+    ]
+    click.echo(format_table(table))
+    if any(not r["latest"] for r in rows):
+        click.echo("* not the latest version")
+
+
+@main.command("dbt", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@project_options
+def dbt_command(args, project_dir, warehouse):
+    """Run dbt in the project with featurekit's default profile when you have none.
+
+    \b
+    Example:
+      featurekit dbt build
+      featurekit dbt build --select customer_orders
+    """
+    run_dbt(Project(project_dir, warehouse), *args)
+
+
+@main.command("refresh")
+@click.option("--select", "select", help="Build only these dbt nodes (dbt selection syntax).")
+@project_options
+def refresh(select, project_dir, warehouse):
+    """Build the feature views with dbt (seeds, models, tests) so that training sets and
+    serving read current data.
+
+    \b
+    Example:
+      featurekit refresh
+      featurekit refresh --select customer_orders+
+    """
+    project = Project(project_dir, warehouse)
+    echo_progress(f"dbt build in {project.root}")
+    run_dbt(project, "build", *(["--select", select] if select else []))

@@ -1,0 +1,61 @@
+"""Pieces every featurekit command shares: project options, progress, errors, tables."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from .errors import FeaturekitError
+
+
+def project_options(command):
+    """--project-dir and --warehouse, shared by every command that reads the project."""
+    command = click.option(
+        "--warehouse",
+        type=click.Path(dir_okay=False),
+        help="The warehouse DuckDB file dbt builds (default: $FEATUREKIT_WAREHOUSE or warehouse.duckdb in the project).",
+    )(command)
+    command = click.option(
+        "--project-dir",
+        type=click.Path(file_okay=False),
+        help="The dbt project (default: $FEATUREKIT_PROJECT_DIR or the current directory).",
+    )(command)
+    return command
+
+
+def echo_progress(message: str) -> None:
+    click.echo(f"featurekit: {message}", err=True)
+
+
+class FeaturekitGroup(click.Group):
+    """Turns library errors into one line on stderr and an exit code; --debug shows tracebacks."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FeaturekitError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug: still one line unless --debug
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain text table with a header row; columns as wide as their widest cell."""
+    if not rows:
+        return "(none)"
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
+    lines.append("  ".join("-" * widths[h] for h in headers))
+    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip() for r in rows]
+    return "\n".join(lines)

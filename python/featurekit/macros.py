@@ -1,0 +1,98 @@
+"""Renders the project's featurekit macros outside dbt.
+
+The SQL of the point-in-time rules lives only in the dbt macros. To build a training set
+without paying for a dbt invocation (seconds), this module renders those same macros, read
+from dbt's manifest (so exactly the text dbt uses), with jinja2 and the small part of dbt's
+context they need: adapter.dispatch, adapter.quote, exceptions.raise_compiler_error,
+return(), graph and execute.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from .errors import FeaturekitError
+
+NAMESPACE = "featurekit"
+
+
+class _MacroReturn(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+def _return(value):
+    raise _MacroReturn(value)
+
+
+def _raise_compiler_error(message):
+    raise FeaturekitError(message)
+
+
+class _Adapter:
+    def __init__(self, globals_, adapter_type):
+        self._globals = globals_
+        self._type = adapter_type
+
+    def dispatch(self, name, macro_namespace=None):
+        for candidate in (f"{self._type}__{name}", f"default__{name}"):
+            if candidate in self._globals:
+                return self._globals[candidate]
+        raise FeaturekitError(f"no {self._type}__{name} or default__{name} macro in the manifest")
+
+    @staticmethod
+    def quote(identifier):
+        return '"' + str(identifier).replace('"', '""') + '"'
+
+    def get_columns_in_relation(self, relation):
+        raise FeaturekitError("pass label_columns= when rendering outside dbt")
+
+
+def _wrap(template, name):
+    """A macro callable as in dbt: return(x) gives x, otherwise the rendered text.
+
+    The template's module is made on first call, once every macro is registered: jinja2 copies
+    a template's globals when it makes the module, so earlier would miss later macros."""
+
+    def call(*args, **kwargs):
+        try:
+            return getattr(template.module, name)(*args, **kwargs)
+        except _MacroReturn as returned:
+            return returned.value
+
+    return call
+
+
+class MacroRenderer:
+    """The project's featurekit macros, callable from Python: renderer.call('name', ...)."""
+
+    def __init__(self, manifest: dict, adapter_type: str = "duckdb"):
+        self.adapter_type = adapter_type
+        env = jinja2.Environment(
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            undefined=jinja2.StrictUndefined,
+        )
+        # One mutable dict shared by every macro's template: macros find each other in it.
+        self._globals = {
+            "return": _return,
+            "exceptions": {"raise_compiler_error": _raise_compiler_error},
+            "execute": True,
+            "graph": {
+                "nodes": manifest.get("nodes", {}),
+                "exposures": manifest.get("exposures", {}),
+                "sources": manifest.get("sources", {}),
+            },
+        }
+        self._globals["adapter"] = _Adapter(self._globals, adapter_type)
+        for macro in manifest.get("macros", {}).values():
+            if macro.get("package_name") != NAMESPACE or "featurekit_" not in macro["name"]:
+                continue
+            if macro["name"].startswith("test_"):
+                continue
+            template = env.from_string(macro["macro_sql"], globals=self._globals)
+            self._globals[macro["name"]] = _wrap(template, macro["name"])
+
+    def call(self, name: str, *args, **kwargs):
+        if name not in self._globals:
+            raise FeaturekitError(f"macro {name} is not in the manifest; run `dbt parse`")
+        return self._globals[name](*args, **kwargs)

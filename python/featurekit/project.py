@@ -1,0 +1,119 @@
+"""The dbt project featurekit works on: where its manifest and warehouse are, read safely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from .errors import FeaturekitError
+from .macros import MacroRenderer
+
+DEFAULT_WAREHOUSE = "warehouse.duckdb"
+
+
+class Project:
+    """A dbt project directory: dbt_project.yml, target/manifest.json and the warehouse."""
+
+    def __init__(self, project_dir: str | os.PathLike | None = None, warehouse: str | os.PathLike | None = None):
+        self.root = Path(project_dir or os.environ.get("FEATUREKIT_PROJECT_DIR") or ".").resolve()
+        config_path = self.root / "dbt_project.yml"
+        if not config_path.is_file():
+            raise FeaturekitError(f"{self.root} is not a dbt project (no dbt_project.yml); pass --project-dir")
+        self.config = yaml.safe_load(config_path.read_text()) or {}
+        warehouse = warehouse or os.environ.get("FEATUREKIT_WAREHOUSE") or DEFAULT_WAREHOUSE
+        self.warehouse = (self.root / warehouse).resolve()
+
+    @property
+    def target_dir(self) -> Path:
+        return self.root / self.config.get("target-path", "target")
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.target_dir / "manifest.json"
+
+    def source_paths(self) -> list[Path]:
+        """The files whose edits make the manifest stale."""
+        folders = [*self.config.get("model-paths", ["models"]), *self.config.get("macro-paths", ["macros"])]
+        files = [self.root / "dbt_project.yml"]
+        for folder in folders:
+            files.extend(p for p in (self.root / folder).rglob("*") if p.suffix in {".sql", ".yml", ".yaml"})
+        return files
+
+    def _check_manifest_current(self) -> None:
+        if not self.manifest_path.is_file():
+            raise FeaturekitError(
+                f"{self._rel(self.manifest_path)} not found: run `featurekit refresh` (or `dbt build`) in {self.root} first"
+            )
+        built = self.manifest_path.stat().st_mtime
+        newer = [p for p in self.source_paths() if p.stat().st_mtime > built]
+        if newer:
+            raise FeaturekitError(
+                f"{self._rel(newer[0])} changed after dbt last ran, so {self._rel(self.manifest_path)} and the warehouse "
+                "may not match it: run `featurekit refresh` (or `dbt build`)"
+            )
+
+    @cached_property
+    def manifest_bytes(self) -> bytes:
+        self._check_manifest_current()
+        return self.manifest_path.read_bytes()
+
+    @cached_property
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_bytes)
+
+    @cached_property
+    def manifest_sha256(self) -> str:
+        return hashlib.sha256(self.manifest_bytes).hexdigest()
+
+    @cached_property
+    def macros(self) -> MacroRenderer:
+        adapter_type = self.manifest.get("metadata", {}).get("adapter_type", "duckdb")
+        return MacroRenderer(self.manifest, adapter_type)
+
+    def connect_warehouse(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with the warehouse attached read-only under the catalog name dbt
+        used, so the manifest's relation names resolve; never blocks a concurrent reader."""
+        if not self.warehouse.is_file():
+            raise FeaturekitError(
+                f"warehouse {self._rel(self.warehouse)} not found: run `featurekit refresh` (or `dbt build`) first"
+            )
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            con.execute(f"ATTACH {_sql_string(self.warehouse)} AS {_ident(self.database_name)} (READ_ONLY)")
+        except duckdb.IOException as e:
+            con.close()
+            if "lock" in str(e).lower():
+                raise FeaturekitError(
+                    f"warehouse {self._rel(self.warehouse)} is locked by another process (a running dbt build?): "
+                    "wait for it to finish and retry"
+                ) from None
+            raise FeaturekitError(f"cannot open warehouse {self._rel(self.warehouse)}: {e}") from None
+        return con
+
+    @property
+    def database_name(self) -> str:
+        for node in self.manifest.get("nodes", {}).values():
+            if node.get("resource_type") == "model" and node.get("database"):
+                return node["database"]
+        return self.warehouse.stem
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+def _sql_string(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ident(value) -> str:
+    return '"' + str(value).replace('"', '""') + '"'

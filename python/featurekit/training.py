@@ -1,0 +1,196 @@
+"""Point-in-time training sets: labels + feature views -> one frame, no future leakage.
+
+The join SQL is rendered from the project's dbt macros (featurekit_point_in_time_join), the
+same text `dbt build` runs for a training model; this module only reads labels, renders,
+runs and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import __version__
+from .catalog import resolve
+from .errors import FeaturekitError
+from .labels import READY, ROW, TS, Labels, load_labels
+from .project import Project, _sql_string
+
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def training_set(
+    labels,
+    feature_set: str | None = None,
+    features: list[str] | None = None,
+    project_dir=None,
+    warehouse=None,
+    timestamp_column: str = "label_ts",
+) -> pd.DataFrame:
+    """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
+    unchanged and in order, then each view's features and <view>__feature_ts."""
+    project = Project(project_dir, warehouse)
+    con, sql, _, _ = _prepare(project, labels, feature_set, features, timestamp_column, _quiet)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def write_training_set(
+    labels_path,
+    output,
+    feature_set: str | None = None,
+    features: list[str] | None = None,
+    project_dir=None,
+    warehouse=None,
+    timestamp_column: str = "label_ts",
+    progress: Progress = _quiet,
+) -> dict:
+    """Writes the training set to `output` (.parquet or .csv) and `output`.featureset.json,
+    both atomically: on any error neither exists. Returns the sidecar's content."""
+    started = time.monotonic()
+    output = Path(output)
+    kind = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(output.suffix.lower())
+    if kind is None:
+        raise FeaturekitError(f"-o {output}: unsupported output type '{output.suffix}'; use .parquet or .csv")
+    if not output.parent.is_dir():
+        raise FeaturekitError(f"-o {output}: directory {output.parent} does not exist; create it first")
+    project = Project(project_dir, warehouse)
+    con, sql, spec, labels = _prepare(project, labels_path, feature_set, features, timestamp_column, progress)
+    sidecar_path = output.with_name(output.name + ".featureset.json")
+    tmp_data = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    tmp_sidecar = sidecar_path.with_name(f".{sidecar_path.name}.{os.getpid()}.tmp")
+    try:
+        progress(f"joining {len(spec['views'])} feature view(s) point-in-time")
+        options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
+        con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+        stats = _view_stats(con, tmp_data, kind, spec)
+        sidecar = {
+            "featurekit_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "feature_set": spec.get("name"),
+            "features": features,
+            "labels": {
+                "path": str(labels_path),
+                "sha256": _sha256(Path(labels_path)),
+                "rows": labels.rows,
+                "columns": labels.columns,
+                "timestamp_column": timestamp_column,
+            },
+            "output": {"path": str(output), "rows": stats["rows"], "format": kind},
+            "join": {
+                "rule": "per view, the row with the greatest feature timestamp strictly before the label time "
+                "(available strictly before it, for views with an availability column); then ttl, "
+                "request-time features and fill",
+                "label_time": "UTC; naive label times are taken as UTC",
+            },
+            "views": [_view_record(view, stats["views"][view["ref"]]) for view in spec["views"]],
+            "dbt_manifest_sha256": project.manifest_sha256,
+            "warehouse": str(project.warehouse),
+        }
+        tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+        os.replace(tmp_data, output)
+        os.replace(tmp_sidecar, sidecar_path)
+    finally:
+        con.close()
+        for leftover in (tmp_data, tmp_sidecar):
+            leftover.unlink(missing_ok=True)
+    progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
+    return sidecar
+
+
+def _prepare(project: Project, labels, feature_set, features, timestamp_column, progress: Progress):
+    if (feature_set is None) == (features is None):
+        raise FeaturekitError("give exactly one of --feature-set or --features")
+    spec = resolve(project, feature_set=feature_set, features=features)
+    con = project.connect_warehouse()
+    try:
+        keys = _key_types(con, spec)
+        progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
+        loaded = load_labels(con, labels, timestamp_column, keys)
+        _check_collisions(loaded, spec)
+        progress(f"{loaded.rows:,} label rows")
+        sql = project.macros.call(
+            "featurekit_point_in_time_join",
+            READY,
+            spec["views"],
+            timestamp_column=TS,
+            label_columns=loaded.columns,
+            row_column=ROW,
+        )
+    except BaseException:
+        con.close()
+        raise
+    return con, sql, spec, loaded
+
+
+def _key_types(con, spec: dict) -> dict[str, str]:
+    """Key column -> SQL type, read from the built views (which also proves they are built)."""
+    keys: dict[str, str] = {}
+    for view in spec["views"]:
+        try:
+            described = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view['relation']})").fetchall())
+        except Exception:
+            raise FeaturekitError(
+                f"feature view {view['ref']} is not built in the warehouse: run `featurekit refresh` (or `dbt build`)"
+            ) from None
+        for key in view["keys"]:
+            keys.setdefault(key, described[key])
+    return keys
+
+
+def _check_collisions(labels: Labels, spec: dict) -> None:
+    for view in spec["views"]:
+        outputs = [f["name"] for f in view["features"]] + [view["ref"] + "__feature_ts"]
+        for name in outputs:
+            if name in labels.columns:
+                raise FeaturekitError(
+                    f"{labels.name}: column '{name}' is also an output of feature view {view['ref']}; rename or drop it"
+                )
+
+
+def _view_stats(con, path: Path, kind: str, spec: dict) -> dict:
+    reader = f"read_parquet({_sql_string(path)})" if kind == "parquet" else f"read_csv({_sql_string(path)}, header = true)"
+    counts = ", ".join(f"count({view['ref']}__feature_ts)" for view in spec["views"])
+    row = con.execute(f"SELECT count(*), {counts} FROM {reader}").fetchall()[0]
+    return {
+        "rows": row[0],
+        "views": {view["ref"]: {"matched": row[i + 1], "missing": row[0] - row[i + 1]} for i, view in enumerate(spec["views"])},
+    }
+
+
+def _view_record(view: dict, stats: dict) -> dict:
+    return {
+        "view": view["ref"],
+        "name": view["name"],
+        "version": view["version"],
+        "relation": view["relation"],
+        "entity": view["entity"],
+        "keys": view["keys"],
+        "timestamp": view["timestamp"],
+        "available_at": view["available_at"],
+        "ttl": view["ttl"],
+        "features": view["features"],
+        "rows_matched": stats["matched"],
+        "rows_missing_or_expired": stats["missing"],
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,53 @@
+"""Shared fixtures: real copies of the example dbt project, built once per session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import featurekit
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
+
+
+def pytest_report_header(config):
+    import dbt.version
+
+    return f"featurekit {featurekit.__version__}, dbt-core {dbt.version.__version__}, duckdb {duckdb.__version__}"
+
+
+def copy_project(destination: Path) -> Path:
+    """A fresh copy of the example dbt project (no target/, no warehouse)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def featurekit_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the real `python -m featurekit` in a subprocess."""
+    result = subprocess.run(
+        [sys.executable, "-m", "featurekit", *args], cwd=cwd, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"featurekit {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """The example project, built once with `featurekit refresh` (a real dbt build).
+    Tests must not modify it; copy it with copy_project() to change things."""
+    project = copy_project(tmp_path_factory.mktemp("built") / "project")
+    featurekit_cli("refresh", "--project-dir", str(project))
+    return project
