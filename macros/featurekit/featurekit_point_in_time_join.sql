@@ -77,44 +77,12 @@ left join __fk_matches_{{ loop.index }} as f{{ loop.index }}
 order by l.__fk_row
 {% endmacro %}
 
-{#- DuckDB: native ASOF joins. A view with an availability column is first turned into its
-    visibility timeline: at each availability instant, the row with the greatest feature
-    timestamp among all rows available by then (a late-arriving older row never hides a newer
-    one). -#}
+{#- DuckDB: native ASOF joins over each view's visibility timeline (featurekit_view_timeline). -#}
 {% macro duckdb__featurekit_point_in_time_join(labels, views, timestamp_column, label_columns, row_column) %}
 with {{ featurekit_labels_cte(labels, timestamp_column, row_column) }}
 {%- for view in views %}
-{%- set fetched = featurekit_fetched_columns(view) %}
 , __fk_view_{{ loop.index }} as (
-{%- if view.available_at %}
-    select
-        {% for key in view['keys'] %}{{ key }}, {% endfor %}__fk_at,
-        __fk_best.__fk_feature_ts,
-        {%- for column in fetched %}
-        __fk_best.{{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from (
-        select
-            {% for key in view['keys'] %}{{ key }}, {% endfor %}{{ view.available_at }} as __fk_at,
-            arg_max(
-                struct_pack(__fk_feature_ts := {{ view.timestamp }}{% for column in fetched %}, {{ column }} := {{ column }}{% endfor %}),
-                {{ view.timestamp }}
-            ) over (
-                partition by {{ view['keys'] | join(', ') }} order by {{ view.available_at }}
-                range between unbounded preceding and current row
-            ) as __fk_best
-        from {{ view.relation }}
-    )
-    qualify row_number() over (partition by {{ view['keys'] | join(', ') }}, __fk_at) = 1
-{%- else %}
-    select
-        {% for key in view['keys'] %}{{ key }}, {% endfor %}{{ view.timestamp }} as __fk_at,
-        {{ view.timestamp }} as __fk_feature_ts,
-        {%- for column in fetched %}
-        {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ view.relation }}
-{%- endif %}
+{{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}
 )
 {%- endfor %}
 {{ featurekit_join_select(views, label_columns) }}
