@@ -6,11 +6,12 @@ import json
 
 import click
 
-from . import __version__
+from . import __version__, cli_online
 from .catalog import catalog_rows
 from .cli_common import FeaturekitGroup, echo_progress, format_table, project_options
 from .dbt_runner import run_dbt
 from .project import Project
+from .publish import publish
 from .training import write_training_set
 
 
@@ -111,8 +112,9 @@ def dbt_command(args, project_dir, warehouse):
 @click.option("--select", "select", help="Build only these dbt nodes (dbt selection syntax).")
 @project_options
 def refresh(select, project_dir, warehouse):
-    """Build the feature views with dbt (seeds, models, tests) so that training sets and
-    serving read current data.
+    """Build the feature views with dbt (seeds, models, tests), then publish the online
+    tables, so that training sets and serving read current data. A failure at any step
+    leaves the current online snapshot serving.
 
     \b
     Example:
@@ -122,3 +124,10 @@ def refresh(select, project_dir, warehouse):
     project = Project(project_dir, warehouse)
     echo_progress(f"dbt build in {project.root}")
     run_dbt(project, "build", *(["--select", select] if select else []))
+    publish(project.root, project.warehouse, progress=echo_progress)
+
+
+main.add_command(cli_online.publish_command)
+main.add_command(cli_online.rollback_command)
+main.add_command(cli_online.get_command)
+main.add_command(cli_online.serve_command)

@@ -1,0 +1,30 @@
+{#- The rows of one feature view that the online store needs to answer any request at or
+    after `as_of` (a SQL timestamp expression) exactly as the point-in-time join would:
+    per key, the timeline row the join at `as_of` picks, plus every timeline row that becomes
+    visible at or after `as_of` (future-dated rows such as window expiries). The online lookup
+    is then "the stored row with the greatest __fk_at before the request time"; ttl,
+    request-time features and fill are applied at request time from the view spec.
+    Columns: keys, __fk_at, __fk_feature_ts, every feature source column, __fk_as_of. -#}
+{% macro featurekit_online_rows(view, as_of) %}
+{%- set keys = view['keys'] %}
+{%- set columns = keys + ['__fk_at', '__fk_feature_ts'] + featurekit_fetched_columns(view) %}
+with __fk_timeline as (
+{{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}
+),
+
+__fk_current as (
+    select
+        {{ columns | join(', ') }},
+        row_number() over (partition by {{ keys | join(', ') }} order by __fk_at desc) as __fk_rank
+    from __fk_timeline
+    where __fk_at < {{ as_of }}
+)
+
+select {{ columns | join(', ') }}, {{ as_of }} as __fk_as_of
+from __fk_current
+where __fk_rank = 1
+union all
+select {{ columns | join(', ') }}, {{ as_of }} as __fk_as_of
+from __fk_timeline
+where __fk_at >= {{ as_of }}
+{% endmacro %}

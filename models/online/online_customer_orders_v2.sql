@@ -1,0 +1,1 @@
+{{ featurekit_online_table(ref('customer_orders', v=2)) }}

@@ -1,0 +1,1 @@
+{{ featurekit_online_table(ref('last_purchase', v=1)) }}

@@ -1,0 +1,330 @@
+"""OnlineStore: feature vectors from the current published snapshot, in microseconds.
+
+A snapshot is loaded whole into memory (per view: key -> row position, columns as lists) and
+swapped in by one attribute assignment when a newer one is published, so a call reads one
+snapshot from start to end and never waits for a load.
+
+Steps 1-2 of the point-in-time contract were done by the macros when the snapshot was
+built (featurekit_online_rows): a lookup takes the stored row with the greatest visibility
+time before the request time. Steps 3-5 (ttl, request-time features, fill) are applied here
+from the view specs the macros produced, mirroring featurekit_feature_columns and
+duckdb__featurekit_elapsed; tests/test_online_parity.py proves the two give identical values.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from bisect import bisect_left
+from typing import Any, NamedTuple
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import FeaturekitError
+from .served_log import ServedLog
+from .snapshots import SnapshotDir
+from .timestamps import from_micros, now_micros, parse_utc, to_micros
+
+MICROS = 1_000_000
+
+
+class Served(NamedTuple):
+    """One lookup: rows of values in `columns` order, all from snapshot `snapshot_id`."""
+
+    feature_set: str
+    snapshot_id: str
+    request_ts: Any  # naive UTC datetime
+    columns: list[str]
+    rows: list[list]
+    schema: pa.Schema  # the columns' types: those of the train-set Parquet file, then the ages
+
+
+class OnlineStore:
+    """Feature vectors of published feature sets.
+
+    path       the snapshot directory `featurekit publish` writes (online/ in the project)
+    log_dir    when set, every served vector is appended to Parquet files there (see served_log)
+    snapshot   pin one snapshot id instead of following the current one
+    check_every  seconds between checks for a newer snapshot (loaded in the background)
+
+    Example:
+        store = OnlineStore("online")
+        store.get("churn_model", {"customer_id": 42})            # one dict
+        store.get("churn_model", [{"customer_id": 42}, 43])      # a list of dicts
+        store.get_frame("churn_model", [42, 43], request_ts="2024-05-01T09:00:00Z")
+    """
+
+    def __init__(self, path, log_dir=None, snapshot: str | None = None, check_every: float = 1.0):
+        self._dir = SnapshotDir(path)
+        self._pinned = snapshot is not None
+        self._snapshot = _Snapshot.load(self._dir, snapshot or self._dir.require_current())
+        self._check_every = check_every
+        self._next_check = time.monotonic() + check_every
+        self._loading = threading.Lock()
+        self.last_reload_error: str | None = None
+        self.log = ServedLog(log_dir) if log_dir is not None else None
+
+    @property
+    def snapshot_id(self) -> str:
+        return self._current().id
+
+    @property
+    def manifest(self) -> dict:
+        return self._current().manifest
+
+    def feature_sets(self) -> dict[str, dict]:
+        return self._current().manifest["feature_sets"]
+
+    def columns(self, feature_set: str) -> list[str]:
+        """The served columns: keys, then each view's features and <view>__feature_ts (the
+        train-set columns), then each view's <view>__age_seconds."""
+        return self._current().plan(feature_set).columns
+
+    def schema(self, feature_set: str) -> pa.Schema:
+        return self._current().plan(feature_set).schema
+
+    def get(self, feature_set: str, keys, request_ts=None):
+        """One key (a dict, or a bare value for a single key column) -> one dict; a list of
+        keys -> a list of dicts. request_ts defaults to now (UTC)."""
+        single = not isinstance(keys, list)
+        served = self.lookup(feature_set, [keys] if single else keys, request_ts)
+        rows = [dict(zip(served.columns, row)) for row in served.rows]
+        return rows[0] if single else rows
+
+    def get_frame(self, feature_set: str, keys, request_ts=None):
+        """A DataFrame whose train-set columns have the types the train-set Parquet file has."""
+        served = self.lookup(feature_set, keys if isinstance(keys, list) else [keys], request_ts)
+        columns = list(zip(*served.rows)) if served.rows else [[] for _ in served.columns]
+        arrays = [pa.array(values, type=field.type) for values, field in zip(columns, served.schema)]
+        return pa.Table.from_arrays(arrays, schema=served.schema).to_pandas()
+
+    def lookup(self, feature_set: str, keys: list, request_ts=None) -> Served:
+        snapshot = self._current()
+        plan = snapshot.plan(feature_set)
+        served_at = now_micros()
+        request_us = served_at if request_ts is None else to_micros(parse_utc(request_ts, "request_ts"))
+        rows = [plan.vector(key, request_us) for key in keys]
+        served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema)
+        if self.log is not None:
+            self.log.submit(served, plan.logged_schema, served_at)
+        return served
+
+    def reload(self) -> str:
+        """Loads the current snapshot now if it is not the one being served; returns its id."""
+        with self._loading:
+            current = self._dir.require_current()
+            if current != self._snapshot.id:
+                self._snapshot = _Snapshot.load(self._dir, current)
+            return current
+
+    def close(self) -> None:
+        """Writes out the served-feature log (if any)."""
+        if self.log is not None:
+            self.log.close()
+
+    def _current(self) -> "_Snapshot":
+        """The snapshot to answer from; at most every check_every seconds, starts loading a
+        newer one in the background (later calls get it once loaded)."""
+        snapshot = self._snapshot
+        if self._pinned or time.monotonic() < self._next_check:
+            return snapshot
+        self._next_check = time.monotonic() + self._check_every
+        current = self._dir.current_id()
+        if current is not None and current != snapshot.id and not self._loading.locked():
+            threading.Thread(target=self._load_in_background, name="featurekit-snapshot-load", daemon=True).start()
+        return snapshot
+
+    def _load_in_background(self) -> None:
+        if not self._loading.acquire(blocking=False):
+            return
+        try:
+            current = self._dir.current_id()
+            if current is not None and current != self._snapshot.id:
+                self._snapshot = _Snapshot.load(self._dir, current)
+            self.last_reload_error = None
+        except Exception as e:  # keep serving the loaded snapshot; retry at the next check
+            self.last_reload_error = f"{type(e).__name__}: {e}"
+        finally:
+            self._loading.release()
+
+
+class _Snapshot:
+    """A loaded snapshot: its manifest, an index per view and a plan per feature set."""
+
+    def __init__(self, snapshot_id: str, manifest: dict, indexes: dict):
+        self.id = snapshot_id
+        self.manifest = manifest
+        self._plans = {name: _Plan(spec, indexes) for name, spec in manifest["feature_sets"].items()}
+
+    def plan(self, feature_set: str) -> "_Plan":
+        try:
+            return self._plans[feature_set]
+        except KeyError:
+            known = ", ".join(sorted(self._plans)) or "none"
+            raise FeaturekitError(f"unknown feature set '{feature_set}'; known feature sets: {known}") from None
+
+    @classmethod
+    def load(cls, snapshots: SnapshotDir, snapshot_id: str) -> "_Snapshot":
+        manifest = snapshots.manifest(snapshot_id)
+        path = snapshots.database(snapshot_id)
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as e:
+            raise FeaturekitError(f"cannot open snapshot {path}: {e}") from None
+        try:
+            wanted = _wanted_columns(manifest)
+            indexes = {ref: _ViewIndex(con, record, wanted[ref]) for ref, record in manifest["views"].items()}
+        finally:
+            con.close()
+        return cls(snapshot_id, manifest, indexes)
+
+
+def _wanted_columns(manifest: dict) -> dict[str, dict[str, pa.DataType]]:
+    """Per view, each source column to load with the type it is served in: the output type of
+    the feature it feeds, or int64 microseconds for the start of a request-time feature."""
+    wanted: dict[str, dict] = {ref: {} for ref in manifest["views"]}
+    for spec in manifest["feature_sets"].values():
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow_schema"])))
+        for view in spec["views"]:
+            for feature in view["features"]:
+                if feature["kind"] == "request_time":
+                    wanted[view["ref"]][("us", feature["source"])] = pa.int64()
+                else:
+                    wanted[view["ref"]][("value", feature["source"])] = schema.field(feature["name"]).type
+    return wanted
+
+
+class _ViewIndex:
+    """One view's stored rows, sorted by (key, __fk_at): key -> first row, and for the keys
+    with several rows (future-dated rows) key -> end of its rows."""
+
+    def __init__(self, con, record: dict, wanted: dict):
+        keys = record["keys"]
+        table = con.sql(f'SELECT * FROM "{record["table"]}" ORDER BY {", ".join(keys)}, __fk_at').to_arrow_table()
+        self.at = _micros(table["__fk_at"])
+        self.feature_ts = _micros(table["__fk_feature_ts"])
+        self.columns = {}
+        for (form, source), out_type in wanted.items():
+            column = table[source]
+            if form == "us" or pa.types.is_timestamp(out_type):
+                self.columns[(form, source)] = _micros(column)
+            else:
+                self.columns[(form, source)] = pc.cast(column, out_type).to_pylist()
+        key_values = table[keys[0]].to_pylist() if len(keys) == 1 else list(zip(*(table[k].to_pylist() for k in keys)))
+        self.positions = dict(zip(key_values, range(len(key_values))))
+        self.ends = {}
+        if len(self.positions) != len(key_values):
+            self.positions = {}
+            for i, key in enumerate(key_values):
+                if key in self.positions:
+                    self.ends[key] = i + 1
+                else:
+                    self.positions[key] = i
+
+    def row(self, key, request_us: int) -> int | None:
+        """The position of the row with the greatest __fk_at before request_us, if any."""
+        first = self.positions.get(key)
+        if first is None:
+            return None
+        end = self.ends.get(key) if self.ends else None
+        if end is None:
+            return first if self.at[first] < request_us else None
+        found = bisect_left(self.at, request_us, first, end) - 1
+        return found if found >= first else None
+
+
+def _micros(column: pa.ChunkedArray) -> list:
+    return pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).to_pylist()
+
+
+class _Plan:
+    """How to make one feature set's vector: per view its index, ttl and feature steps."""
+
+    def __init__(self, spec: dict, indexes: dict):
+        self.keys = spec["keys"]
+        self.schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow_schema"])))
+        self.logged_schema = self.schema
+        ages = [f"{view['ref']}__age_seconds" for view in spec["views"]]
+        self.columns = list(self.schema.names) + ages
+        self.schema = pa.schema(list(self.schema) + [pa.field(a, pa.float64()) for a in ages])
+        self.views = []
+        for view in spec["views"]:
+            index = indexes[view["ref"]]
+            steps = []
+            for feature in view["features"]:
+                out_type = self.schema.field(feature["name"]).type
+                if feature["kind"] == "request_time":
+                    steps.append((index.columns[("us", feature["source"])], feature["unit_seconds"] * MICROS, _fill(feature, out_type), _caster(out_type)))
+                else:
+                    values = index.columns[("value", feature["source"])]
+                    timestamps = pa.types.is_timestamp(out_type)
+                    steps.append((values, None, _fill(feature, out_type), from_micros if timestamps else None))
+            ttl = view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None
+            self.views.append((index, _key_getter(view["keys"], self.keys), ttl, steps))
+
+    def vector(self, key, request_us: int) -> list:
+        key = self._normalise(key)
+        out = list(key.values())
+        ages = []
+        for index, key_of, ttl, steps in self.views:
+            position = index.row(key_of(key), request_us)
+            if position is not None:
+                feature_ts = index.feature_ts[position]
+                if ttl is not None and request_us > feature_ts + ttl:
+                    position = None
+            for values, unit, fill, cast in steps:
+                value = None if position is None else values[position]
+                if value is not None:
+                    if unit is not None:
+                        value = _elapsed(value, request_us, unit)
+                    if cast is not None:
+                        value = cast(value)
+                out.append(fill if value is None else value)
+            if position is None:
+                out.append(None)
+                ages.append(None)
+            else:
+                out.append(from_micros(feature_ts))
+                ages.append((request_us - feature_ts) / MICROS)
+        out.extend(ages)
+        return out
+
+    def _normalise(self, key) -> dict:
+        """A key as {key column: value} in key order; a bare value when there is one key column."""
+        if not isinstance(key, dict):
+            if len(self.keys) != 1:
+                raise FeaturekitError(f"a key of this feature set is a dict with {', '.join(self.keys)}, not {key!r}")
+            return {self.keys[0]: key}
+        if len(key) == len(self.keys) and all(k in key for k in self.keys):
+            return key if list(key) == self.keys else {k: key[k] for k in self.keys}
+        raise FeaturekitError(f"key {key!r} must have exactly the key columns {', '.join(self.keys)}")
+
+
+def _key_getter(view_keys: list[str], set_keys: list[str]):
+    if len(view_keys) == 1:
+        name = view_keys[0]
+        return lambda key: key[name]
+    return lambda key: tuple(key[k] for k in view_keys)
+
+
+def _elapsed(start_us: int, end_us: int, unit_us: int) -> int:
+    """Whole units from start to end, floored, in integer microseconds: featurekit_elapsed."""
+    return (end_us - start_us) // unit_us
+
+
+def _fill(feature: dict, out_type: pa.DataType):
+    """The fill default in the column's output type (coalesce(x, 0) on a double gives 0.0)."""
+    if feature.get("fill") is None:
+        return None
+    return pa.scalar(feature["fill"]).cast(out_type).as_py()
+
+
+def _caster(out_type: pa.DataType):
+    if pa.types.is_floating(out_type):
+        return float
+    if pa.types.is_integer(out_type):
+        return None
+    raise FeaturekitError(f"request-time features are whole numbers, not {out_type}")
