@@ -13,15 +13,16 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .catalog import resolve
 from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, load_labels
 from .project import Project, _sql_string
+
+if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
+    import pandas as pd
 
 Progress = Callable[[str], None]
 
