@@ -10,6 +10,9 @@
 {% endmacro %}
 
 {% macro duckdb__featurekit_elapsed(start, end, unit_seconds) %}
-  {#- Integer microseconds: exact, and what the online store computes. -#}
-  {{ return("((epoch_us(" ~ end ~ ") - epoch_us(" ~ start ~ ")) // " ~ (unit_seconds * 1000000) ~ ")") }}
+  {#- Integer microseconds: exact, and what the online store computes. DuckDB's // truncates
+      toward zero, so a negative remainder takes one unit off to make it a floor. -#}
+  {%- set micros = "(epoch_us(" ~ end ~ ") - epoch_us(" ~ start ~ "))" -%}
+  {%- set unit = unit_seconds * 1000000 -%}
+  {{ return("(" ~ micros ~ " // " ~ unit ~ " - cast(" ~ micros ~ " % " ~ unit ~ " < 0 as bigint))") }}
 {% endmacro %}
