@@ -1,0 +1,78 @@
+"""What the online tests share: a private copy of the built example project, a real
+`featurekit serve` on 127.0.0.1, and comparing served values with train-set values."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+
+def copy_built_project(built_project: Path, destination: Path) -> Path:
+    """The session's built project (warehouse, manifest and published snapshot included),
+    copied so that a test may publish, roll back or break it."""
+    shutil.copytree(built_project, destination, ignore=shutil.ignore_patterns("*.wal", "logs"))
+    return destination
+
+
+@contextmanager
+def running_server(*args: str, cwd: Path | None = None):
+    """`featurekit serve --port 0 ARGS` in a subprocess; yields (base URL, process). Stops it
+    with Ctrl-C (SIGINT) so that it shuts down as a user would."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "featurekit", "serve", "--port", "0", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stderr.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if not found:
+            process.kill()
+            raise AssertionError(f"serve did not start: {line}{process.stderr.read()}")
+        yield found.group(1), process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _plain(value):
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def mismatches(served: pd.DataFrame, offline: pd.DataFrame, columns: list[str]) -> dict[str, list]:
+    """Per column, the rows (index, served, offline) whose values differ; nulls of any kind
+    are equal to each other, and nothing else is."""
+    assert len(served) == len(offline)
+    found = {}
+    for column in columns:
+        a = [_plain(v) for v in served[column].tolist()]
+        b = [_plain(v) for v in offline[column].tolist()]
+        bad = [(i, x, y) for i, (x, y) in enumerate(zip(a, b)) if x != y or type(x) is not type(y) and not _same_number(x, y)]
+        if bad:
+            found[column] = bad
+    return found
+
+
+def _same_number(x, y) -> bool:
+    """Served ints and floats are compared with train-set's by value (pandas may widen an
+    integer column with nulls to float); dtypes are checked separately."""
+    numbers = (int, float)
+    return isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool) and x == y

@@ -1,0 +1,136 @@
+"""OnlineStore: call shapes, unknown keys, snapshot switching under load, and the
+served-feature log."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from featurekit import FeaturekitError, OnlineStore
+from featurekit.publish import publish
+from online_helpers import copy_built_project
+
+AT = "2024-10-20T12:00:00Z"
+
+
+@pytest.fixture
+def project(built_project, tmp_path):
+    return copy_built_project(built_project, tmp_path / "project")
+
+
+@pytest.mark.slow
+def test_call_shapes_and_unknown_keys(built_project):
+    store = OnlineStore(built_project / "online")
+    one = store.get("churn_model", {"customer_id": 5}, request_ts=AT)
+    assert list(one) == store.columns("churn_model")
+    assert store.get("churn_model", 5, request_ts=AT) == one
+    assert store.get("churn_model", [5, {"customer_id": 6}], request_ts=AT)[0] == one
+    # An unknown key gets each view's fill policy, never an exception.
+    unknown = store.get("churn_model", 10**15, request_ts=AT)
+    assert unknown["plan"] == "unknown" and unknown["orders_30d"] == 0.0 and unknown["days_since_last_purchase"] == 365
+    assert unknown["avg_satisfaction_90d"] == 3.5 and unknown["customer_orders_v1__feature_ts"] is None
+    assert unknown["customer_orders_v1__age_seconds"] is None
+    frame = store.get_frame("churn_model", [5, 6], request_ts=AT)
+    assert frame["customer_id"].tolist() == [5, 6] and list(frame.columns) == store.columns("churn_model")
+    with pytest.raises(FeaturekitError, match="unknown feature set 'nope'; known feature sets: churn_model, churn_model_v2"):
+        store.get("nope", 5)
+    with pytest.raises(FeaturekitError, match="must have exactly the key columns customer_id"):
+        store.get("churn_model", {"id": 5})
+    with pytest.raises(FeaturekitError, match="request_ts 'soon' is not a timestamp"):
+        store.get("churn_model", 5, request_ts="soon")
+
+
+@pytest.mark.slow
+def test_age_is_request_time_minus_feature_time(built_project):
+    store = OnlineStore(built_project / "online")
+    row = store.get("churn_model", 5, request_ts=datetime(2024, 11, 1))
+    feature_ts = row["customer_profile_v1__feature_ts"]
+    assert row["customer_profile_v1__age_seconds"] == (datetime(2024, 11, 1) - feature_ts).total_seconds()
+
+
+@pytest.mark.slow
+def test_lookups_during_20_publishes_never_fail_or_mix_snapshots(project):
+    """Each publish carries its own marker m in two different views (plan = 'm<m>', and a last
+    purchase m days before the request); every response must show one marker throughout, the
+    one of the snapshot it names."""
+    online = project / "online"
+    warehouse = project / "warehouse.duckdb"
+    keys = list(range(1, 30))
+    store = OnlineStore(online, check_every=0)
+    markers: dict[str, int] = {}
+    responses, failures, done = [], [], threading.Event()
+
+    def mark_and_publish(marker: int) -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(f"UPDATE online_customer_profile_v1 SET plan = 'm{marker}'")
+            con.execute(f"UPDATE online_last_purchase_v1 SET last_purchase_ts = TIMESTAMP '2024-10-20 12:00:00' - INTERVAL {marker} DAYS")
+        markers[publish(project, keep=25)["snapshot_id"]] = marker
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                responses.append(store.lookup("churn_model", keys, AT))
+            except Exception as e:  # counted: the test fails on any
+                failures.append(repr(e))
+
+    mark_and_publish(100)
+    store.reload()
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for marker in range(101, 121):
+            mark_and_publish(marker)
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+    assert failures == []
+    assert len({r.snapshot_id for r in responses}) >= 3, "the readers should have seen several snapshots"
+    columns = responses[0].columns
+    plan, signed_up, days, bought = (columns.index(c) for c in (
+        "plan", "customer_profile_v1__feature_ts", "days_since_last_purchase", "last_purchase_v1__feature_ts"))
+    for response in responses:
+        marker = markers[response.snapshot_id]
+        assert {row[plan] for row in response.rows if row[signed_up] is not None} == {f"m{marker}"}
+        assert {row[days] for row in response.rows if row[bought] is not None} == {marker}
+
+
+@pytest.mark.slow
+def test_served_log_records_every_vector_in_the_train_set_columns(built_project, tmp_path):
+    log_dir = tmp_path / "log"
+    store = OnlineStore(built_project / "online", log_dir=log_dir)
+    served = [store.lookup("churn_model", [k, k + 1], AT) for k in range(1, 40, 2)]
+    store.get("churn_model_v2", 3, request_ts=AT)
+    store.close()
+    files = sorted((log_dir / "churn_model").glob("served-*.parquet"))
+    assert len(files) == 1 and not list(log_dir.rglob("*.tmp"))
+    assert len(list((log_dir / "churn_model_v2").glob("served-*.parquet"))) == 1
+    table = pq.read_table(files[0])
+    train_columns = [c for c in served[0].columns if not c.endswith("__age_seconds")]
+    assert table.column_names == ["feature_set", "request_ts", "served_at", "snapshot_id", *train_columns]
+    assert str(table.schema.field("request_ts").type) == "timestamp[us]"
+    rows = table.to_pylist()
+    assert len(rows) == 40
+    expected = [dict(zip(s.columns, r)) for s in served for r in s.rows]
+    for logged, vector in zip(rows, expected):
+        assert logged["snapshot_id"] == store.snapshot_id and logged["feature_set"] == "churn_model"
+        assert logged["request_ts"] == datetime(2024, 10, 20, 12)
+        assert {c: logged[c] for c in train_columns} == {c: vector[c] for c in train_columns}
+
+
+@pytest.mark.slow
+def test_served_log_rotates_by_size(built_project, tmp_path):
+    store = OnlineStore(built_project / "online", log_dir=tmp_path)
+    store.log.max_bytes = 1  # every write completes a file
+    for k in range(1, 6):
+        store.get("churn_model", k, request_ts=AT)
+        store.log.flush()
+    store.close()
+    files = sorted((tmp_path / "churn_model").glob("served-*.parquet"))
+    assert len(files) == 5
+    assert sum(pq.read_metadata(f).num_rows for f in files) == 5

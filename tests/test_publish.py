@@ -1,0 +1,136 @@
+"""`featurekit publish`, `rollback` and `refresh`: snapshots are immutable, switched atomically,
+pruned, and a publish that fails or is killed midway leaves the previous snapshot serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from featurekit.online import OnlineStore
+from featurekit.publish import publish
+from featurekit.snapshots import SnapshotDir
+from conftest import featurekit_cli
+from online_helpers import copy_built_project
+
+
+@pytest.fixture
+def project(built_project, tmp_path):
+    return copy_built_project(built_project, tmp_path / "project")
+
+
+def leftovers(online_dir) -> list[str]:
+    return sorted(p.name for p in online_dir.iterdir() if p.name.endswith((".tmp", ".wal")))
+
+
+@pytest.mark.slow
+def test_refresh_publishes_a_snapshot_with_its_manifest(built_project):
+    """The session's project was built with `featurekit refresh`, which must have published."""
+    snapshots = SnapshotDir(built_project / "online")
+    manifest = snapshots.manifest(snapshots.require_current())
+    assert set(manifest["feature_sets"]) == {"churn_model", "churn_model_v2"}
+    assert set(manifest["views"]) == {
+        "customer_profile_v1", "customer_orders_v1", "customer_orders_v2",
+        "last_purchase_v1", "support_tickets_v1", "login_activity_v1",
+    }
+    profile = manifest["views"]["customer_profile_v1"]
+    assert profile["rows"] == profile["keys_count"] == 1500 and profile["future_rows"] == 0
+    with duckdb.connect(str(built_project / "warehouse.duckdb"), read_only=True) as con:
+        newest = con.sql("SELECT max(feature_ts) FROM customer_orders_v1").fetchall()[0][0]
+    assert manifest["views"]["customer_orders_v1"]["max_feature_ts"] == newest.isoformat() + "+00:00"
+    assert len(manifest["dbt_manifest_sha256"]) == 64
+    assert manifest["feature_sets"]["churn_model"]["columns"][:3] == ["customer_id", "plan", "tenure_days"]
+
+
+@pytest.mark.slow
+def test_keep_prunes_old_snapshots_and_rollback_steps_back(project):
+    online = project / "online"
+    ids = [publish(project, keep=2, as_of=f"2024-0{m}-01T00:00:00Z")["snapshot_id"] for m in (3, 4, 5)]
+    snapshots = SnapshotDir(online)
+    assert snapshots.ids() == ids[1:] and snapshots.current_id() == ids[2]
+    result = featurekit_cli("rollback", "--project-dir", str(project))
+    assert snapshots.current_id() == ids[1] and ids[1] in result.stderr
+    assert OnlineStore(online).snapshot_id == ids[1]
+    again = featurekit_cli("rollback", "--project-dir", str(project), check=False)
+    assert again.returncode == 2 and "no snapshot older than the current one" in again.stderr
+    featurekit_cli("rollback", "--project-dir", str(project), "--to", ids[2])
+    assert snapshots.current_id() == ids[2]
+    unknown = featurekit_cli("rollback", "--project-dir", str(project), "--to", "nope", check=False)
+    assert unknown.returncode == 2 and "snapshot nope is not in" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_publish_failing_midway_leaves_the_previous_snapshot(project):
+    """A real failure partway through (one view's online table is gone from the warehouse):
+    exit 2 naming the view, nothing new in the snapshot directory, the old one still serves."""
+    online = project / "online"
+    before = sorted(p.name for p in online.iterdir())
+    current = SnapshotDir(online).current_id()
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE online_support_tickets_v1")
+    result = featurekit_cli("publish", "--project-dir", str(project), check=False)
+    assert result.returncode == 2
+    assert "online rows of support_tickets_v1" in result.stderr and "featurekit refresh" in result.stderr
+    assert len(result.stderr.strip().splitlines()[-1]) < 400 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in online.iterdir()) == before
+    assert SnapshotDir(online).current_id() == current
+    assert OnlineStore(online).get("churn_model", 1)["customer_id"] == 1
+
+
+@pytest.mark.slow
+def test_publish_killed_midway_leaves_the_previous_snapshot(project):
+    online = project / "online"
+    current = SnapshotDir(online).current_id()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "featurekit", "publish", "--project-dir", str(project)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".duckdb.tmp") for p in online.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "publish ended before it could be killed"
+        time.sleep(0.001)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert SnapshotDir(online).current_id() == current
+    assert leftovers(online), "the killed publish left its temporary file"
+    store = OnlineStore(online)
+    assert store.snapshot_id == current and store.get("churn_model", 7)["customer_id"] == 7
+    # The next publish succeeds and clears what the killed one left.
+    manifest = publish(project)
+    assert SnapshotDir(online).current_id() == manifest["snapshot_id"] != current
+    assert leftovers(online) == []
+
+
+@pytest.mark.slow
+def test_refresh_with_a_failing_dbt_build_keeps_serving_the_current_snapshot(project):
+    online = project / "online"
+    current = SnapshotDir(online).current_id()
+    model = project / "models" / "features" / "login_activity_v1.sql"
+    model.write_text(model.read_text().replace("count(*) as logins", "count(*) as logins, no_such_column"))
+    result = featurekit_cli("refresh", "--project-dir", str(project), "--select", "login_activity_v1+", check=False)
+    assert result.returncode == 2 and "dbt build" in result.stderr
+    assert SnapshotDir(online).current_id() == current
+    assert "published snapshot" not in result.stderr
+
+
+def test_publish_needs_a_positive_keep(project):
+    result = featurekit_cli("publish", "--project-dir", str(project), "--keep", "0", check=False)
+    assert result.returncode == 2 and "keep at least 1" in result.stderr
+
+
+def test_get_without_a_snapshot_says_what_to_run(tmp_path):
+    result = featurekit_cli("get", "--feature-set", "churn_model", "1", "--online-dir", str(tmp_path), check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"Error: no published snapshot in {tmp_path}: run `featurekit publish` (or `featurekit refresh`) first"
+
+
+def test_snapshot_manifest_is_plain_json(built_project):
+    snapshots = SnapshotDir(built_project / "online")
+    text = snapshots.manifest_path(snapshots.require_current()).read_text()
+    assert json.loads(text)["snapshot_id"] == snapshots.current_id()

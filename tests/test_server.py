@@ -1,0 +1,150 @@
+"""`featurekit serve` on 127.0.0.1 and `featurekit get`: real processes, real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlparse
+
+import pyarrow.parquet as pq
+import pytest
+
+from featurekit import OnlineStore
+from conftest import featurekit_cli
+from online_helpers import running_server
+
+TOKEN = "s3cret-token"
+AT = "2024-10-20T12:00:00+00:00"
+
+
+def jsonable(row: dict) -> dict:
+    return {k: (v.isoformat() + "+00:00" if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+class Client:
+    """One keep-alive connection, as a production client would hold."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        self.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+
+    def request(self, method: str, path: str, body=None, token: str | None = TOKEN, raw: bytes | None = None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        self.connection.request(method, path, body=data, headers=headers)
+        response = self.connection.getresponse()
+        payload = response.read()
+        kind = response.getheader("Content-Type", "")
+        return response.status, (json.loads(payload) if kind.startswith("application/json") else payload.decode())
+
+
+@pytest.fixture(scope="module")
+def server(built_project, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("served")
+    with running_server("--project-dir", str(built_project), "--token", TOKEN, "--max-batch", "5",
+                        "--log-dir", str(log_dir)) as (url, process):
+        yield url, log_dir, process
+
+
+@pytest.mark.slow
+def test_features_over_http_equal_the_online_store(server, built_project):
+    url, _, _ = server
+    client = Client(url)
+    status, body = client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 5}, {"customer_id": 9}], "request_ts": AT})
+    assert status == 200
+    expected = OnlineStore(built_project / "online").get("churn_model", [5, 9], request_ts=AT)
+    assert body["results"] == [jsonable(row) for row in expected]
+    assert body["request_ts"] == AT and body["columns"] == list(expected[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, body, token, status, message",
+    [
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, None, 401, "missing or wrong bearer token"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, "wrong", 401, "missing or wrong bearer token"),
+        ("POST", "/v1/features/nope", {"keys": [{"customer_id": 1}]}, TOKEN, 404, "unknown feature set 'nope'"),
+        ("POST", "/v1/features/churn_model", b"{not json", TOKEN, 400, "body is not valid JSON"),
+        ("POST", "/v1/features/churn_model", [1, 2], TOKEN, 400, "the body must be a JSON object"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": "1"}]}, TOKEN, 400, 'keys[0].customer_id must be an integer, not "1"'),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": True}]}, TOKEN, 400, "keys[0].customer_id must be an integer"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"id": 1}]}, TOKEN, 400, "keys[0] must be an object with exactly customer_id"),
+        ("POST", "/v1/features/churn_model", {"keys": []}, TOKEN, 400, "keys must be a non-empty list"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}], "ts": 1}, TOKEN, 400, "unknown field(s) ts"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}], "request_ts": "soon"}, TOKEN, 400, "request_ts 'soon' is not a timestamp"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}], "request_ts": 5}, TOKEN, 400, "request_ts must be an ISO 8601 string"),
+        ("POST", "/v1/features/churn_model", {"keys": [{"customer_id": i} for i in range(6)]}, TOKEN, 413, "6 keys is over the limit of 5"),
+        ("GET", "/v1/features/churn_model", None, TOKEN, 405, "GET is not allowed"),
+        ("GET", "/v2/nothing", None, TOKEN, 404, "no route /v2/nothing"),
+        ("GET", "/metrics", None, None, 401, "missing or wrong bearer token"),
+    ],
+)
+def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, method, path, body, token, status, message):
+    url, _, process = server
+    client = Client(url)
+    raw = body if isinstance(body, bytes) else None
+    got_status, got = client.request(method, path, None if raw else body, token=token, raw=raw)
+    assert (got_status, message in got["error"]) == (status, True), got
+    # The same connection (or a new one after a body-less error) still answers.
+    status_ok, ok = Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]})
+    assert status_ok == 200 and ok["results"][0]["customer_id"] == 1
+    assert process.poll() is None
+
+
+@pytest.mark.slow
+def test_health_feature_sets_and_metrics(server, built_project):
+    url, _, _ = server
+    client = Client(url)
+    status, health = client.request("GET", "/healthz", token=None)
+    current = (built_project / "online" / "CURRENT").read_text().strip()
+    assert status == 200 and health["status"] == "ok" and health["snapshot_id"] == current
+    assert health["snapshot_age_seconds"] >= 0 and set(health["views"]) >= {"customer_orders_v1", "login_activity_v1"}
+    status, sets = client.request("GET", "/v1/feature-sets")
+    assert status == 200 and [s["name"] for s in sets["feature_sets"]] == ["churn_model", "churn_model_v2"]
+    assert sets["feature_sets"][0]["key_types"] == {"customer_id": "BIGINT"}
+    client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 3}]})
+    status, metrics = client.request("GET", "/metrics")
+    assert status == 200
+    assert 'featurekit_requests_total{route="/v1/features",code="200"}' in metrics
+    assert 'featurekit_request_duration_seconds_bucket{le="+Inf"}' in metrics
+    assert f'featurekit_snapshot_age_seconds{{snapshot_id="{current}"}}' in metrics
+
+
+@pytest.mark.slow
+def test_served_log_of_the_server(built_project, tmp_path):
+    log_dir = tmp_path / "log"
+    with running_server("--project-dir", str(built_project), "--log-dir", str(log_dir)) as (url, _):
+        client = Client(url)
+        for k in range(1, 11):
+            assert client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": k}], "request_ts": AT})[0] == 200
+    files = list((log_dir / "churn_model").glob("served-*.parquet"))
+    assert len(files) == 1  # written out when the server stopped
+    table = pq.read_table(files[0])
+    assert table.num_rows == 10 and table.column("customer_id").to_pylist() == list(range(1, 11))
+
+
+@pytest.mark.slow
+def test_get_cli_prints_the_online_vectors(built_project):
+    result = featurekit_cli("get", "--feature-set", "churn_model", "customer_id=5", "9", "--request-ts", AT,
+                            "--project-dir", str(built_project))
+    body = json.loads(result.stdout)
+    expected = OnlineStore(built_project / "online").get("churn_model", [5, 9], request_ts=AT)
+    assert body["results"] == [jsonable(row) for row in expected]
+    assert body["snapshot_id"] == (built_project / "online" / "CURRENT").read_text().strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--feature-set", "nope", "1"], "Error: unknown feature set 'nope'; known feature sets: churn_model, churn_model_v2"),
+        (["--feature-set", "churn_model", "customer_id=x"], "Error: key 'customer_id=x': customer_id must be an integer"),
+        (["--feature-set", "churn_model", "id=1"], "Error: key 'id=1': 'id' is not a key column of churn_model (customer_id)"),
+        (["--feature-set", "churn_model", "1", "--request-ts", "later"], "Error: request_ts 'later' is not a timestamp; write e.g. 2024-05-01T09:00:00Z"),
+    ],
+)
+def test_get_cli_bad_input(built_project, args, message):
+    result = featurekit_cli("get", *args, "--project-dir", str(built_project), check=False)
+    assert result.returncode == 2 and result.stderr.strip() == message and result.stdout == ""
