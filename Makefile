@@ -4,9 +4,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test install
 
+# Builds the example here (warehouse.duckdb, online/ snapshot), writes a training set,
+# then runs the skew story in demo-output/.
 demo: $(VENV)/.installed
 	$(BIN)/featurekit refresh
-	$(BIN)/featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
+	$(BIN)/python -m featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
+	$(BIN)/featurekit demo --workdir demo-output
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -39,6 +39,7 @@ FEATURE_SET = "churn_model"
 CUTOFF = datetime(2024, 7, 1, 9, 0)  # labels before: training; from it on: "production"
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
 STEPS = 8
+MARKER = ".featurekit-demo"
 
 
 def run_demo(workdir, scale: str = "small", source_project=None, progress: Callable[[str], None] = print) -> dict:
@@ -46,12 +47,16 @@ def run_demo(workdir, scale: str = "small", source_project=None, progress: Calla
     results (also written to workdir/results.json, the chart to workdir/demo.png)."""
     sklearn = _require_sklearn()
     workdir = Path(workdir).resolve()
-    if workdir.exists() and any(workdir.iterdir()):
+    if (workdir / MARKER).is_file():
+        shutil.rmtree(workdir)  # an earlier demo's output: safe to replace
+    elif workdir.exists() and any(workdir.iterdir()):
         raise FeaturekitError(f"--workdir {workdir} is not empty; give a new or empty directory")
     if scale not in ("small", "medium"):
         raise FeaturekitError(f"--scale {scale}: choose small or medium")
     started = time.monotonic()
     step = _Steps(progress)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("written by featurekit demo; the next demo run replaces this directory\n")
 
     step("copying the example project and building its warehouse with dbt (seeds, feature views, tests)")
     project = _prepare_project(Path(source_project or ".").resolve(), workdir, scale)
@@ -151,7 +156,7 @@ def _require_sklearn():
 
 def _prepare_project(source: Path, workdir: Path, scale: str) -> Project:
     project_dir = workdir / "project"
-    project_dir.mkdir(parents=True)
+    project_dir.mkdir()
     for name in PROJECT_FILES:
         path = source / name
         if not path.exists():
