@@ -5,17 +5,20 @@
 
     labels          a relation or table name holding the label rows
     views           view specs from featurekit_feature_set_spec / featurekit_features_spec
-    timestamp_column  the label time column (cast to timestamp)
+    timestamp_column  the label time column (a timestamp; with a time zone, converted to UTC)
     label_columns   label columns to pass through, in order (default: all of `labels`)
     row_column      a column giving the output order (default: the order rows are read)
 
     Output: the label columns, then per view its features and <view>__feature_ts; one row
     per label row, in label order, duplicates kept. -#}
 {% macro featurekit_point_in_time_join(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none) %}
+  {%- set columns = [] -%}
   {%- if label_columns is none -%}
-    {%- set label_columns = adapter.get_columns_in_relation(labels) | map(attribute='name') | list -%}
+    {%- set columns = adapter.get_columns_in_relation(labels) -%}
+    {%- set label_columns = columns | map(attribute='name') | list -%}
   {%- endif -%}
-  {{ return(adapter.dispatch('featurekit_point_in_time_join', 'featurekit')(labels, views, timestamp_column, label_columns, row_column)) }}
+  {%- set label_time = featurekit_label_time(timestamp_column, columns) -%}
+  {{ return(adapter.dispatch('featurekit_point_in_time_join', 'featurekit')(labels, views, label_time, label_columns, row_column)) }}
 {% endmacro %}
 
 {#- The feature view's columns a join needs: keys, feature timestamp and feature sources. -#}
@@ -27,12 +30,12 @@
   {{ return(columns) }}
 {% endmacro %}
 
-{% macro featurekit_labels_cte(labels, timestamp_column, row_column) %}
+{% macro featurekit_labels_cte(labels, label_time, row_column) %}
 __fk_labels as (
     select
         *,
         {{ row_column or 'row_number() over ()' }} as __fk_row,
-        cast({{ adapter.quote(timestamp_column) }} as timestamp) as __fk_ts
+        {{ label_time }} as __fk_ts
     from {{ labels }}
 )
 {%- endmacro %}
@@ -52,8 +55,8 @@ from __fk_labels as l
 {%- endmacro %}
 
 {#- Portable: rank the earlier rows per label row and keep the first. -#}
-{% macro default__featurekit_point_in_time_join(labels, views, timestamp_column, label_columns, row_column) %}
-with {{ featurekit_labels_cte(labels, timestamp_column, row_column) }}
+{% macro default__featurekit_point_in_time_join(labels, views, label_time, label_columns, row_column) %}
+with {{ featurekit_labels_cte(labels, label_time, row_column) }}
 {%- for view in views %}
 {%- set cutoff = view.available_at or view.timestamp %}
 , __fk_matches_{{ loop.index }} as (
@@ -78,8 +81,8 @@ order by l.__fk_row
 {% endmacro %}
 
 {#- DuckDB: native ASOF joins over each view's visibility timeline (featurekit_view_timeline). -#}
-{% macro duckdb__featurekit_point_in_time_join(labels, views, timestamp_column, label_columns, row_column) %}
-with {{ featurekit_labels_cte(labels, timestamp_column, row_column) }}
+{% macro duckdb__featurekit_point_in_time_join(labels, views, label_time, label_columns, row_column) %}
+with {{ featurekit_labels_cte(labels, label_time, row_column) }}
 {%- for view in views %}
 , __fk_view_{{ loop.index }} as (
 {{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}

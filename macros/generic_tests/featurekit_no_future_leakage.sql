@@ -2,7 +2,8 @@
     column, as featurekit_point_in_time_join writes them) is not strictly before its label time. -#}
 {% test featurekit_no_future_leakage(model, timestamp_column='label_ts') %}
   {%- set joined = [] -%}
-  {%- for column in adapter.get_columns_in_relation(model) if column.name.endswith('__feature_ts') -%}
+  {%- set columns = adapter.get_columns_in_relation(model) -%}
+  {%- for column in columns if column.name.endswith('__feature_ts') -%}
     {%- do joined.append(column.name) -%}
   {%- endfor -%}
   {%- if not joined and execute -%}
@@ -10,6 +11,6 @@
   {%- endif -%}
   select *
   from {{ model }}
-  where {% for column in joined %}{{ column }} >= cast({{ timestamp_column }} as timestamp){{ ' or ' if not loop.last }}{% endfor %}
+  where {% for column in joined %}{{ column }} >= {{ featurekit_label_time(timestamp_column, columns) }}{{ ' or ' if not loop.last }}{% endfor %}
   {%- if not joined %}false{% endif %}
 {% endtest %}
