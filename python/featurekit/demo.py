@@ -33,7 +33,7 @@ from .parity import parity
 from .project import Project
 from .publish import publish
 from .skew import skew
-from .training import training_set, write_training_set
+from .training import write_training_set
 
 FEATURE_SET = "churn_model"
 CUTOFF = datetime(2024, 7, 1, 9, 0)  # labels before: training; from it on: "production"

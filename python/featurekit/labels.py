@@ -6,7 +6,6 @@ Rows are numbered from 1 in file order (a CSV's header is not a row).
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
