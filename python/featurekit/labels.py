@@ -32,10 +32,13 @@ class Labels:
     rows: int
 
 
-def load_labels(con: duckdb.DuckDBPyConnection, source, timestamp_column: str, keys: dict[str, str]) -> Labels:
+def load_labels(
+    con: duckdb.DuckDBPyConnection, source, timestamp_column: str, keys: dict[str, str], needed_by: dict[str, str] | None = None
+) -> Labels:
     """Loads labels into temp table __fk_labels: the label columns (keys cast to the views' key
     types, `keys` mapping column -> SQL type), __fk_input_row (file order, from 1) and
-    __fk_input_ts (the label time as a naive UTC timestamp)."""
+    __fk_input_ts (the label time as a naive UTC timestamp). `needed_by` names, per key column,
+    what joins on it (for the message when the labels lack it)."""
     # A DataFrame implies pandas is loaded: never import it (~0.8 s) just to ask.
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(source, pandas.DataFrame):
@@ -49,8 +52,11 @@ def load_labels(con: duckdb.DuckDBPyConnection, source, timestamp_column: str, k
     columns = list(types)
     for column in [timestamp_column, *keys]:
         if column not in types:
-            what = "timestamp column (see --timestamp-column)" if column == timestamp_column else "key column"
-            raise FeaturekitError(f"{name}: no {what} '{column}'; its columns are {', '.join(columns)}")
+            if column == timestamp_column:
+                what = f"timestamp column '{column}' (name another with --timestamp-column)"
+            else:
+                what = f"key column '{column}'" + (f", which {needed_by[column]} joins on" if column in (needed_by or {}) else "")
+            raise FeaturekitError(f"{name}: no {what}; its columns are {', '.join(columns)}")
     rows = con.execute(f"SELECT count(*) FROM {RAW}").fetchall()[0][0]
     if rows == 0:
         raise FeaturekitError(f"{name} has no label rows")

@@ -120,7 +120,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
     try:
         keys = _key_types(con, spec)
         progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
-        loaded = load_labels(con, labels, timestamp_column, keys)
+        loaded = load_labels(con, labels, timestamp_column, keys, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
         sql = project.macros.call(
@@ -150,6 +150,15 @@ def _key_types(con, spec: dict) -> dict[str, str]:
         for key in view["keys"]:
             keys.setdefault(key, described[key])
     return keys
+
+
+def _key_users(spec: dict) -> dict[str, str]:
+    """Key column -> the first view joining on it, as messages name it."""
+    users: dict[str, str] = {}
+    for view in spec["views"]:
+        for key in view["keys"]:
+            users.setdefault(key, f"feature view {view['ref']} (entity {view['entity']})")
+    return users
 
 
 def _check_collisions(labels: Labels, spec: dict) -> None:
