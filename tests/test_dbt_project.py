@@ -18,6 +18,8 @@ import pytest
 
 from conftest import copy_project, featurekit_cli
 
+pytestmark = pytest.mark.slow  # real dbt builds in tmp copies
+
 FEATURE_VIEWS = ["customer_profile_v1", "customer_orders_v1", "customer_orders_v2", "last_purchase_v1", "support_tickets_v1", "login_activity_v1"]
 
 
