@@ -8,7 +8,7 @@ Steps 1-2 of the point-in-time contract were done by the macros when the snapsho
 built (featurekit_online_rows): a lookup takes the stored row with the greatest visibility
 time before the request time. Steps 3-5 (ttl, request-time features, fill) are applied here
 from the view specs the macros produced, mirroring featurekit_feature_columns and
-duckdb__featurekit_elapsed; tests/test_online_parity.py proves the two give identical values.
+featurekit_elapsed; tests/test_online_parity.py proves the two give identical values.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class OnlineStore:
         plan = snapshot.plan(feature_set)
         served_at = now_micros()
         request_us = served_at if request_ts is None else to_micros(parse_utc(request_ts, "request_ts"))
-        rows = [plan.vector(key, request_us) for key in keys]
+        rows = [plan.vector(plan.key_values(key), request_us) for key in keys]
         served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema)
         if self.log is not None:
             self.log.submit(served, plan.logged_schema, served_at)
@@ -199,20 +199,24 @@ def _wanted_columns(manifest: dict) -> dict[str, dict[str, pa.DataType]]:
 
 class _ViewIndex:
     """One view's stored rows, sorted by (key, __fk_at): key -> first row, and for the keys
-    with several rows (future-dated rows) key -> end of its rows."""
+    with several rows (future-dated rows) key -> end of its rows. Columns are tuples: the
+    garbage collector stops scanning a tuple of plain values, while a list of a million
+    values would be scanned at every full collection (milliseconds of pause)."""
 
     def __init__(self, con, record: dict, wanted: dict):
         keys = record["keys"]
         table = con.sql(f'SELECT * FROM "{record["table"]}" ORDER BY {", ".join(keys)}, __fk_at').to_arrow_table()
         self.at = _micros(table["__fk_at"])
         self.feature_ts = _micros(table["__fk_feature_ts"])
+        # Also as datetimes, made once here: making one per lookup would be most of its cost.
+        self.feature_datetimes = tuple(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")).to_pylist())
         self.columns = {}
         for (form, source), out_type in wanted.items():
             column = table[source]
-            if form == "us" or pa.types.is_timestamp(out_type):
+            if form == "us":
                 self.columns[(form, source)] = _micros(column)
             else:
-                self.columns[(form, source)] = pc.cast(column, out_type).to_pylist()
+                self.columns[(form, source)] = tuple(pc.cast(column, out_type).to_pylist())
         key_values = table[keys[0]].to_pylist() if len(keys) == 1 else list(zip(*(table[k].to_pylist() for k in keys)))
         self.positions = dict(zip(key_values, range(len(key_values))))
         self.ends = {}
@@ -224,95 +228,99 @@ class _ViewIndex:
                 else:
                     self.positions[key] = i
 
-    def row(self, key, request_us: int) -> int | None:
-        """The position of the row with the greatest __fk_at before request_us, if any."""
-        first = self.positions.get(key)
-        if first is None:
-            return None
-        end = self.ends.get(key) if self.ends else None
-        if end is None:
-            return first if self.at[first] < request_us else None
-        found = bisect_left(self.at, request_us, first, end) - 1
-        return found if found >= first else None
 
-
-def _micros(column: pa.ChunkedArray) -> list:
-    return pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).to_pylist()
+def _micros(column: pa.ChunkedArray) -> tuple:
+    return tuple(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).to_pylist())
 
 
 class _Plan:
-    """How to make one feature set's vector: per view its index, ttl and feature steps."""
+    """How to make one feature set's vector: per view its rows, ttl and feature steps, laid
+    out for speed (this loop is the whole cost of a lookup)."""
 
     def __init__(self, spec: dict, indexes: dict):
         self.keys = spec["keys"]
-        self.schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow_schema"])))
-        self.logged_schema = self.schema
+        self.logged_schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow_schema"])))
         ages = [f"{view['ref']}__age_seconds" for view in spec["views"]]
-        self.columns = list(self.schema.names) + ages
-        self.schema = pa.schema(list(self.schema) + [pa.field(a, pa.float64()) for a in ages])
+        self.columns = list(self.logged_schema.names) + ages
+        self.schema = pa.schema(list(self.logged_schema) + [pa.field(a, pa.float64()) for a in ages])
         self.views = []
         for view in spec["views"]:
             index = indexes[view["ref"]]
-            steps = []
+            steps, fills = [], []
             for feature in view["features"]:
                 out_type = self.schema.field(feature["name"]).type
+                fill = _fill(feature, out_type)
+                fills.append(fill)
                 if feature["kind"] == "request_time":
-                    steps.append((index.columns[("us", feature["source"])], feature["unit_seconds"] * MICROS, _fill(feature, out_type), _caster(out_type)))
+                    unit = feature["unit_seconds"] * MICROS
+                    steps.append((index.columns[("us", feature["source"])], unit, fill, _caster(out_type)))
                 else:
-                    values = index.columns[("value", feature["source"])]
-                    timestamps = pa.types.is_timestamp(out_type)
-                    steps.append((values, None, _fill(feature, out_type), from_micros if timestamps else None))
-            ttl = view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None
-            self.views.append((index, _key_getter(view["keys"], self.keys), ttl, steps))
+                    steps.append((index.columns[("value", feature["source"])], None, fill, None))
+            plain = all(unit is None for _, unit, _, _ in steps)
+            key_at = [self.keys.index(k) for k in view["keys"]]
+            self.views.append((
+                index.positions, index.ends or None, index.at, index.feature_ts, index.feature_datetimes,
+                view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
+                key_at[0] if len(key_at) == 1 else key_at,
+                [values for values, *_ in steps] if plain else None,
+                steps, fills, fills + [None],
+            ))
 
-    def vector(self, key, request_us: int) -> list:
-        key = self._normalise(key)
-        out = list(key.values())
+    def key_values(self, key) -> tuple:
+        """A key (a dict of the key columns, or a bare value when there is one) as a tuple."""
+        if type(key) is dict:
+            if len(key) == len(self.keys):
+                try:
+                    return tuple([key[k] for k in self.keys])
+                except KeyError:
+                    pass
+            raise FeaturekitError(f"key {key!r} must have exactly the key columns {', '.join(self.keys)}")
+        if len(self.keys) != 1:
+            raise FeaturekitError(f"a key of this feature set is a dict with {', '.join(self.keys)}, not {key!r}")
+        return (key,)
+
+    def vector(self, key: tuple, request_us: int) -> list:
+        out = list(key)
         ages = []
-        for index, key_of, ttl, steps in self.views:
-            position = index.row(key_of(key), request_us)
-            if position is not None:
-                feature_ts = index.feature_ts[position]
-                if ttl is not None and request_us > feature_ts + ttl:
-                    position = None
-            for values, unit, fill, cast in steps:
-                value = None if position is None else values[position]
-                if value is not None:
-                    if unit is not None:
-                        value = _elapsed(value, request_us, unit)
-                    if cast is not None:
-                        value = cast(value)
-                out.append(fill if value is None else value)
-            if position is None:
-                out.append(None)
+        for positions, ends, at, feature_ts, datetimes, ttl, key_at, plain, steps, fills, missing in self.views:
+            k = key[key_at] if type(key_at) is int else tuple([key[i] for i in key_at])
+            p = positions.get(k)
+            if p is not None:
+                end = ends.get(k) if ends is not None else None
+                if end is None:
+                    if at[p] >= request_us:
+                        p = None
+                else:
+                    found = bisect_left(at, request_us, p, end) - 1
+                    p = found if found >= p else None
+            if p is not None:
+                ts = feature_ts[p]
+                if ttl is not None and request_us > ts + ttl:
+                    p = None
+            if p is None:
+                out += missing
                 ages.append(None)
+                continue
+            if plain is not None:
+                values = [column[p] for column in plain]
+                if None in values:
+                    values = [fill if v is None else v for v, fill in zip(values, fills)]
+                out += values
             else:
-                out.append(from_micros(feature_ts))
-                ages.append((request_us - feature_ts) / MICROS)
-        out.extend(ages)
+                for column, unit, fill, cast in steps:
+                    value = column[p]
+                    if value is None:
+                        value = fill
+                    else:
+                        if unit is not None:
+                            value = (request_us - value) // unit  # featurekit_elapsed: floor of whole units
+                        if cast is not None:
+                            value = cast(value)
+                    out.append(value)
+            out.append(datetimes[p])
+            ages.append((request_us - ts) / MICROS)
+        out += ages
         return out
-
-    def _normalise(self, key) -> dict:
-        """A key as {key column: value} in key order; a bare value when there is one key column."""
-        if not isinstance(key, dict):
-            if len(self.keys) != 1:
-                raise FeaturekitError(f"a key of this feature set is a dict with {', '.join(self.keys)}, not {key!r}")
-            return {self.keys[0]: key}
-        if len(key) == len(self.keys) and all(k in key for k in self.keys):
-            return key if list(key) == self.keys else {k: key[k] for k in self.keys}
-        raise FeaturekitError(f"key {key!r} must have exactly the key columns {', '.join(self.keys)}")
-
-
-def _key_getter(view_keys: list[str], set_keys: list[str]):
-    if len(view_keys) == 1:
-        name = view_keys[0]
-        return lambda key: key[name]
-    return lambda key: tuple(key[k] for k in view_keys)
-
-
-def _elapsed(start_us: int, end_us: int, unit_us: int) -> int:
-    """Whole units from start to end, floored, in integer microseconds: featurekit_elapsed."""
-    return (end_us - start_us) // unit_us
 
 
 def _fill(feature: dict, out_type: pa.DataType):

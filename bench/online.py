@@ -1,0 +1,232 @@
+"""Benchmark: online serving at 1M keys, with its baselines measured in the same run.
+
+    python bench/online.py [--scale large|medium|small] [--http-seconds 15] [--http-rate 1000]
+
+1. Data: the example shop at the given scale (`python -m featurekit.shop_data parquet`, kept
+   in bench/data/shop_<scale>/), built in a bench copy of the project (bench/out/online_<scale>/)
+   by `featurekit refresh` = dbt build + publish, timed; then a second `featurekit refresh`
+   (nothing new: the incremental build) and a `featurekit publish` alone, timed.
+2. In-process, over 10,000 calls each with random keys: OnlineStore.get of one key and of
+   100 keys (p50/p99), against two baselines: a parametrized DuckDB query on the same
+   snapshot file (the views left-joined on the key, no ttl/fill work) and a Python dict of
+   ready vectors.
+3. HTTP: `featurekit serve` on 127.0.0.1 in its own process, driven from another process at a
+   fixed rate (open loop, keep-alive connections) for --http-seconds: throughput and p50/p99
+   as the client sees them, one key per request.
+Prints one table; figures go to bench/README.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from _common import format_table, run_measured
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
+TARGETS = {"single key p99 ms": 0.1, "100 keys p99 ms": 1.0, "HTTP p99 ms": 5.0, "refresh + publish s": 10.0}
+CALLS = 10_000
+
+# The HTTP client runs in its own process so that it does not share the server's GIL.
+_CLIENT = r"""
+import http.client, json, sys, threading, time
+host, port, rate, seconds, threads, max_key = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+import random
+latencies, errors, late = [], [], []
+start = time.perf_counter() + 0.2
+def worker(i):
+    rng = random.Random(i)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    n = 0
+    while True:
+        due = start + (n * threads + i) / rate   # open loop: each request has its own send time
+        if due > start + seconds:
+            return
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        body = json.dumps({"keys": [{"customer_id": rng.randint(1, max_key)}]})
+        sent = time.perf_counter()
+        try:
+            conn.request("POST", "/v1/features/churn_model", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse(); response.read()
+            if response.status != 200:
+                errors.append(response.status)
+        except Exception as e:
+            errors.append(repr(e)); conn = http.client.HTTPConnection(host, port, timeout=10)
+        latencies.append(time.perf_counter() - sent)
+        late.append(sent - due > 0.001)
+        n += 1
+workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+[w.start() for w in workers]; [w.join() for w in workers]
+elapsed = time.perf_counter() - start
+print(json.dumps({"latencies": latencies, "errors": len(errors), "late": sum(late), "elapsed": elapsed}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=["small", "medium", "large"], default="large")
+    parser.add_argument("--http-seconds", type=float, default=15.0)
+    parser.add_argument("--http-rate", type=float, default=1000.0)
+    parser.add_argument("--rebuild", action="store_true", help="build the bench project again from scratch")
+    args = parser.parse_args()
+
+    project = prepare_project(args.scale, args.rebuild)
+    rows = []
+    if (project / "warehouse.duckdb").exists() and not args.rebuild:
+        print("bench project already built; timing the incremental refresh only (use --rebuild for the first build)")
+    else:
+        rows.append(["refresh (first dbt build + publish)", seconds(timed([featurekit(), "refresh", "--project-dir", str(project)])), "", ""])
+    refresh = timed([featurekit(), "refresh", "--project-dir", str(project)])
+    publish = timed([featurekit(), "publish", "-q", "--project-dir", str(project)])
+    rows.append(["refresh (incremental dbt build + publish)", seconds(refresh), "", f"target <= {TARGETS['refresh + publish s']} s"])
+    rows.append(["publish alone", seconds(publish), "", ""])
+
+    online = project / "online"
+    snapshot_id = (online / "CURRENT").read_text().strip()
+    manifest = json.loads((online / f"{snapshot_id}.json").read_text())
+    keys = manifest["views"]["customer_profile_v1"]["keys_count"]
+    print(f"snapshot {snapshot_id}: {keys:,} customers, {sum(v['rows'] for v in manifest['views'].values()):,} rows")
+
+    from featurekit import OnlineStore
+
+    started = time.perf_counter()
+    store = OnlineStore(online)
+    load_s = time.perf_counter() - started
+    rows.append(["OnlineStore load (into memory)", seconds(load_s), "", f"RSS {rss_mib()} MiB"])
+    rows += in_process(store, online / f"{snapshot_id}.duckdb", manifest, keys)
+    rows += over_http(project, keys, args.http_rate, args.http_seconds)
+    print()
+    print(format_table(["measure", "value", "baseline", "note"], rows))
+
+
+def prepare_project(scale: str, rebuild: bool) -> Path:
+    data = BENCH / "data" / f"shop_{scale}"
+    if not (data / "raw_orders.parquet").exists():
+        print(f"generating the {scale} example shop in {data} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "featurekit.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
+    project = BENCH / "out" / f"online_{scale}" / "project"
+    if rebuild and project.exists():
+        shutil.rmtree(project)
+    if not project.exists():
+        project.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            source = REPO / name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, project / name)
+        config = project / "dbt_project.yml"
+        config.write_text(re.sub(r'shop_data_dir: ""', f'shop_data_dir: "{data}"', config.read_text()))
+    return project
+
+
+def featurekit() -> str:
+    return str(Path(sys.executable).with_name("featurekit"))
+
+
+def timed(command: list[str]) -> float:
+    print("$", " ".join(command), flush=True)
+    return run_measured(command).seconds
+
+
+def in_process(store, snapshot_db: Path, manifest: dict, keys: int) -> list[list]:
+    rng = random.Random(1)
+    singles = [rng.randint(1, keys) for _ in range(CALLS)]
+    batches = [[rng.randint(1, keys) for _ in range(100)] for _ in range(CALLS)]
+    get = store.get
+    single = latencies(lambda k: get("churn_model", {"customer_id": k}), singles)
+    batch = latencies(lambda ks: get("churn_model", [{"customer_id": k} for k in ks]), batches)
+
+    # Baseline 1: a parametrized DuckDB query over the same snapshot: each view's rows of the
+    # keys (filtered, so zone maps skip the rest), left-joined; no ttl, fill or request time.
+    views = manifest["feature_sets"]["churn_model"]["views"]
+    con = duckdb.connect(str(snapshot_db), read_only=True)
+
+    def query(keys: str, match: str) -> str:
+        joins = " ".join(
+            f'LEFT JOIN (SELECT * FROM "{v["ref"]}" WHERE customer_id {match}) AS v{i} USING (customer_id)'
+            for i, v in enumerate(views)
+        )
+        return f"SELECT * FROM ({keys}) AS k {joins}"
+
+    one = query("SELECT $1::BIGINT AS customer_id", "= $1")
+    many = query("SELECT unnest($1::BIGINT[]) AS customer_id", "IN (SELECT unnest($1::BIGINT[]))")
+    duck_single = latencies(lambda k: con.execute(one, [k]).fetchall(), singles[:2000])
+    duck_batch = latencies(lambda ks: con.execute(many, [ks]).fetchall(), batches[:1000])
+    con.close()
+
+    # Baseline 2: a dict of ready vectors (no request time, ttl or fill work at all).
+    ready = dict(zip(range(1, keys + 1), _vectors(store, keys)))
+    dict_single = latencies(lambda k: ready.get(k), singles)
+    dict_batch = latencies(lambda ks: [ready.get(k) for k in ks], batches)
+    return [
+        ["in-process 1 key p50 / p99", f"{ms(single, 50)} / {ms(single, 99)} ms", f"DuckDB {ms(duck_single, 50)} / {ms(duck_single, 99)}; dict {ms(dict_single, 50)} / {ms(dict_single, 99)}", f"target p99 <= {TARGETS['single key p99 ms']} ms"],
+        ["in-process 100 keys p50 / p99", f"{ms(batch, 50)} / {ms(batch, 99)} ms", f"DuckDB {ms(duck_batch, 50)} / {ms(duck_batch, 99)}; dict {ms(dict_batch, 50)} / {ms(dict_batch, 99)}", f"target p99 <= {TARGETS['100 keys p99 ms']} ms"],
+    ]
+
+
+def _vectors(store, keys: int):
+    for start in range(1, keys + 1, 10_000):
+        for row in store.lookup("churn_model", list(range(start, min(start + 10_000, keys + 1)))).rows:
+            yield tuple(row)
+
+
+def over_http(project: Path, keys: int, rate: float, seconds_: float) -> list[list]:
+    server = subprocess.Popen([featurekit(), "serve", "--port", "0", "--project-dir", str(project)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r":(\d+) ", server.stderr.readline()).group(1))
+        rows = []
+        for threads, label in ((8, f"HTTP {rate:,.0f} req/s, 1 key"),):
+            out = subprocess.run([sys.executable, "-c", _CLIENT, "127.0.0.1", str(port), str(rate), str(seconds_), str(threads), str(keys)],
+                                 capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout)
+            lat = result["latencies"]
+            rows.append([f"{label} p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
+                         f"{len(lat) / result['elapsed']:,.0f} req/s done, {result['errors']} errors, {result['late']} sent >1 ms late",
+                         f"target p99 <= {TARGETS['HTTP p99 ms']} ms"])
+        return rows
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+def latencies(call, inputs) -> list[float]:
+    out = []
+    clock = time.perf_counter
+    for item in inputs:
+        started = clock()
+        call(item)
+        out.append(clock() - started)
+    return out
+
+
+def ms(values, q) -> str:
+    return f"{np.percentile(values, q) * 1000:.3f}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def rss_mib() -> int:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) // 1024
+
+
+if __name__ == "__main__":
+    os.chdir(BENCH)
+    main()
