@@ -13,6 +13,7 @@ import pytest
 
 import parity_paths as paths
 from conftest import featurekit_cli
+from online_helpers import copy_built_project
 
 FEATURES = ["plan", "tenure_days", "orders_30d", "order_value_30d", "days_since_last_purchase", "tickets_90d",
             "avg_satisfaction_90d", "logins_7d"]
@@ -122,3 +123,27 @@ def test_columns_without_a_sidecar(built_project, train, lookups, tmp_path):
     assert [f["feature"] for f in report["features"]] == ["orders_30d", "plan"]
     _, result = skew(plain, tmp_path / "served.parquet", "--columns", "orders_7d", code=2)
     assert "has no column 'orders_7d'" in result.stderr
+
+
+def test_against_the_online_store(built_project, tmp_path):
+    """Training rows of one label time against the online store asked for the same customers
+    at that time (a snapshot as of then): the same vectors, so identical distributions; asked
+    now, two years after the data ends, everything has expired and is flagged."""
+    project = copy_built_project(built_project, tmp_path / "project")
+    at = "2024-09-01 09:00:00"
+    labels = pd.read_csv(project / "seeds" / "churn_labels.csv")
+    labels = labels[labels["label_ts"] == at].drop_duplicates("customer_id")  # the store answers each key once
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    featurekit_cli("train-set", str(tmp_path / "labels.csv"), "--feature-set", paths.FEATURE_SET,
+                   "-o", str(tmp_path / "train.parquet"), "-q", "--project-dir", str(project))
+    featurekit_cli("publish", "--as-of", at.replace(" ", "T") + "Z", "-q", "--project-dir", str(project))
+    online = ["--online-dir", str(project / "online")]
+    report, _ = skew(tmp_path / "train.parquet", "online", *online, "--request-ts", at.replace(" ", "T") + "Z", code=0)
+    assert report["rows"]["served"] == report["rows"]["train"] == len(labels)
+    for feature in report["features"]:
+        assert feature["psi"] == pytest.approx(0, abs=1e-12), feature["feature"]
+        if feature["kind"] == "numeric":
+            assert feature["served"] == feature["train"]
+    report, _ = skew(tmp_path / "train.parquet", "online", *online, "--sample", "100", code=1)
+    assert report["rows"]["served"] == 100
+    assert "orders_30d" in report["flagged"] and "now" in report["against"]

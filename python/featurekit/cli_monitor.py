@@ -15,7 +15,7 @@ from .freshness import freshness_report
 from .lockfile import LOCK_FILE, check, lock
 from .parity import parity
 from .project import Project
-from .skew import DEFAULT_THRESHOLDS, skew
+from .skew import DEFAULT_SAMPLE, DEFAULT_THRESHOLDS, skew
 from .snapshots import default_online_dir
 
 
@@ -42,9 +42,15 @@ def _duration(seconds) -> str:
     return f"{sign}{minutes}m {secs}s" if minutes else f"{sign}{seconds:.0f}s"
 
 
-def _finish_check(report: dict | None, failed: CheckFailed | None, as_json: bool, show) -> None:
-    """Prints a check's report (JSON or table), then exits 1 with the failure's line if any."""
-    report = report if report is not None else failed.report
+def _run_check(check_function, as_json: bool, show) -> None:
+    """Runs a check that returns its report or raises CheckFailed carrying it; prints the
+    report (JSON or `show`), then exits 1 with the failure's line if it failed."""
+    try:
+        report, failed = check_function(), None
+    except CheckFailed as e:
+        if not hasattr(e, "report"):
+            raise
+        report, failed = e.report, e
     if as_json:
         _echo_json(report)
     else:
@@ -81,8 +87,8 @@ def freshness_command(views, now, strict, as_json, online_dir, project_dir, ware
         snapshot = report["snapshot"]
         if snapshot:
             click.echo(
-                f"online snapshot {snapshot['snapshot_id']}: built {_duration(snapshot['age_seconds'])} ago, "
-                f"data as of {snapshot['as_of']}"
+                f"online snapshot {snapshot['snapshot_id']}: built {snapshot['built_at']} "
+                f"({_duration(snapshot['age_seconds'])} old), data as of {snapshot['as_of']}"
             )
         else:
             click.echo("no published online snapshot")
@@ -129,14 +135,12 @@ def parity_command(log, feature_set, max_mismatch_rate, as_json, quiet, online_d
       featurekit parity served-log/churn_model --max-mismatch-rate 0.001 --json
     """
     project = Project(project_dir, warehouse)
-    try:
-        report, failed = parity(log, project.root, warehouse, online_dir or default_online_dir(project.root),
-                                feature_set, max_mismatch_rate, progress=_progress(quiet)), None
-    except CheckFailed as e:
-        if not hasattr(e, "report"):
-            raise
-        report, failed = None, e
-    _finish_check(report, failed, as_json, _show_parity)
+    online_dir = online_dir or default_online_dir(project.root)
+    _run_check(
+        lambda: parity(log, project.root, warehouse, online_dir, feature_set, max_mismatch_rate, progress=_progress(quiet)),
+        as_json,
+        _show_parity,
+    )
 
 
 def _show_parity(report: dict) -> None:
@@ -174,8 +178,9 @@ def _show_parity(report: dict) -> None:
 
 @click.command("skew")
 @click.argument("train", type=click.Path(exists=True, dir_okay=False))
-@click.option("--against", required=True, type=click.Path(exists=True),
-              help="The served vectors: a served-feature log directory, or a Parquet/CSV file with the same columns.")
+@click.option("--against", required=True,
+              help="The served vectors: a served-feature log directory, a Parquet/CSV file with the same columns, "
+              "or 'online' to ask the online store for the training set's keys.")
 @click.option("--columns", help="Comma-separated feature columns (default: those in TRAIN.featureset.json).")
 @click.option("--psi", default=DEFAULT_THRESHOLDS["psi"], show_default=True, type=float,
               help="Flag a feature whose population stability index is above this.")
@@ -183,8 +188,13 @@ def _show_parity(report: dict) -> None:
               help="Flag a number whose mean moved by more than this many training standard deviations.")
 @click.option("--null-rate", default=DEFAULT_THRESHOLDS["null_rate"], show_default=True, type=float,
               help="Flag a feature whose share of nulls differs by more than this.")
+@click.option("--request-ts", help="With --against online: the request time (UTC; default now).")
+@click.option("--sample", default=DEFAULT_SAMPLE, show_default=True, type=click.IntRange(1),
+              help="With --against online: how many distinct training keys to look up.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def skew_command(train, against, columns, psi, mean_shift, null_rate, as_json):
+@online_dir_option
+@click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
+def skew_command(train, against, columns, psi, mean_shift, null_rate, request_ts, sample, as_json, online_dir, project_dir):
     """Compare feature distributions between training set TRAIN (train-set output) and the
     served vectors: null rate, mean, std, quantiles and PSI for numbers, category shares for
     text. Exit 1 when a feature is flagged.
@@ -193,16 +203,12 @@ def skew_command(train, against, columns, psi, mean_shift, null_rate, as_json):
     Example:
       featurekit skew train.parquet --against served-log/
       featurekit skew train.parquet --against served.csv --psi 0.2 --json
+      featurekit skew train.parquet --against online --request-ts 2024-09-01T09:00:00Z
     """
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     thresholds = {"psi": psi, "mean_shift": mean_shift, "null_rate": null_rate}
-    try:
-        report, failed = skew(train, against, names, thresholds), None
-    except CheckFailed as e:
-        if not hasattr(e, "report"):
-            raise
-        report, failed = None, e
-    _finish_check(report, failed, as_json, _show_skew)
+    online_dir = online_dir or default_online_dir(project_dir)
+    _run_check(lambda: skew(train, against, names, thresholds, online_dir, request_ts, sample), as_json, _show_skew)
 
 
 def _show_skew(report: dict) -> None:

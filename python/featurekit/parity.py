@@ -200,13 +200,12 @@ def _exclusions(project, view, logged, replayed, ts_column, cutoff, newest) -> t
     replay_ts = pc.cast(replayed[ts_column], pa.timestamp("us"))
     differ = pc.fill_null(pc.not_equal(served_ts, replay_ts), True)
     differ = pc.and_(differ, pc.invert(pc.and_(pc.is_null(served_ts), pc.is_null(replay_ts))))
-    visible = _visible_from(project, view, replayed, replay_ts, differ)
+    visible = _visible_from(project, view, replayed, replay_ts)
     newer = pc.fill_null(pc.and_(differ, pc.greater_equal(visible, cutoff)), False)
-    behind = pa.array([False] * rows)
-    if newest is not None:
-        behind = pc.fill_null(pc.and_(differ, pc.greater(served_ts, pa.scalar(newest, pa.timestamp("us")))), False)
+    if newest is None:  # the view holds nothing now: whatever was served, it lacks
+        behind = pc.and_(differ, pc.is_valid(served_ts))
     else:
-        behind = pc.fill_null(pc.and_(differ, pc.is_valid(served_ts)), False)
+        behind = pc.fill_null(pc.and_(differ, pc.greater(served_ts, pa.scalar(newest, pa.timestamp("us")))), False)
     behind = pc.and_(behind, pc.invert(newer))
     reasons = {}
     for reason, mask in ((NEWER_THAN_SNAPSHOT, newer), (WAREHOUSE_BEHIND, behind)):
@@ -216,28 +215,24 @@ def _exclusions(project, view, logged, replayed, ts_column, cutoff, newest) -> t
     return pc.or_(newer, behind), reasons
 
 
-def _visible_from(project, view, replayed, replay_ts, differ) -> pa.Array:
+def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
     """When each replayed view row became visible: its feature timestamp, or for a view with
-    an availability column that column, looked up for the rows where it matters."""
+    an availability column that column of the row (looked up by key and feature timestamp,
+    which identify a row)."""
     if not view["available_at"]:
         return replay_ts
     keys = view["keys"]
-    wanted = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
-    wanted = wanted.filter(pc.and_(differ, pc.is_valid(replay_ts)))
+    rows = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
+    on = " AND ".join(f"v.{_ident(k)} = r.{_ident(k)}" for k in keys)
     con = project.connect_warehouse()
     try:
-        con.register("__fk_wanted", wanted)
-        on = " AND ".join(f"v.{_ident(k)} = w.{_ident(k)}" for k in keys)
-        found = con.execute(
-            f"SELECT w.__fk_pos, v.{_ident(view['available_at'])} FROM __fk_wanted AS w "
-            f"JOIN {view['relation']} AS v ON {on} AND v.{_ident(view['timestamp'])} = w.__fk_ts"
-        ).fetchall()
+        con.register("__fk_replayed", rows)
+        return con.sql(
+            f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
+            f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"
+        ).to_arrow_table().column(0).cast(pa.timestamp("us"))
     finally:
         con.close()
-    visible = replay_ts.to_pylist() if isinstance(replay_ts, pa.Array) else replay_ts.combine_chunks().to_pylist()
-    for position, available_at in found:
-        visible[position] = available_at
-    return pa.array(visible, pa.timestamp("us"))
 
 
 def _compare_column(column: str, view: str, logged: pa.Table, replayed: pa.Table, keep, keys: list[str]) -> dict:

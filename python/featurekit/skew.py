@@ -1,5 +1,6 @@
 """`featurekit skew TRAIN --against SERVED`: do the served features look like the ones the
-model was trained on?
+model was trained on? SERVED is a served-feature log, a file of vectors, or the online store
+itself asked for the training set's keys.
 
 Per feature, on each side: null rate, mean, std and quantiles for numbers, category shares
 for text; and between the sides the population stability index (PSI). Numbers with few
@@ -23,10 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import CheckFailed, FeaturekitError
+from .online import OnlineStore
 from .parity import LOG_COLUMNS, log_files
 from .project import _sql_string
 
 DEFAULT_THRESHOLDS = {"psi": 0.1, "mean_shift": 0.1, "null_rate": 0.05}
+DEFAULT_SAMPLE = 10_000  # keys asked of the online store
+ONLINE = "online"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PER_VALUE_BINS = 20  # numbers with at most this many distinct training values: a bin per value
 DECILES = 10
@@ -34,14 +38,27 @@ TOP_CATEGORIES = 10
 EPSILON = 1e-4  # share given to an empty bin, so that PSI stays finite
 
 
-def skew(train, against, columns: list[str] | None = None, thresholds: dict | None = None) -> dict:
-    """Compares the feature columns of training set `train` (train-set output) with `against`
-    (a served-feature log directory, or a Parquet/CSV file with the same columns). Raises
-    CheckFailed (carrying the report as .report) when any feature is flagged."""
+def skew(
+    train,
+    against,
+    columns: list[str] | None = None,
+    thresholds: dict | None = None,
+    online_dir=None,
+    request_ts=None,
+    sample: int = DEFAULT_SAMPLE,
+) -> dict:
+    """Compares the feature columns of training set `train` (train-set output) with `against`:
+    a served-feature log directory, a Parquet/CSV file with the same columns, or 'online' for
+    the online store in `online_dir` asked for (a sample of) the training set's keys at
+    `request_ts` (default now). Raises CheckFailed (carrying the report as .report) when any
+    feature is flagged."""
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    features, feature_set = _features(Path(train), columns)
+    features, feature_set, keys = _features(Path(train), columns)
     train_table = _read(Path(train), "training set")
-    served_table = _read(Path(against), "served vectors", feature_set)
+    if against == ONLINE:
+        served_table, against = _online_vectors(online_dir, feature_set, keys, train_table, request_ts, sample)
+    else:
+        served_table = _read(Path(against), "served vectors", feature_set)
     for name, table in (("training set " + str(train), train_table), ("served vectors " + str(against), served_table)):
         missing = [c for c in features if c not in table.column_names]
         if missing:
@@ -63,22 +80,42 @@ def skew(train, against, columns: list[str] | None = None, thresholds: dict | No
     return report
 
 
-def _features(train: Path, columns: list[str] | None) -> tuple[list[str], str | None]:
-    """The feature columns (from --columns, else the training set's sidecar) and its feature set."""
+def _features(train: Path, columns: list[str] | None) -> tuple[list[str], str | None, list[str]]:
+    """The feature columns (from --columns, else the training set's sidecar), its feature set
+    and its key columns."""
     sidecar = train.with_name(train.name + ".featureset.json")
     recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else None
     feature_set = recorded.get("feature_set") if recorded else None
+    keys = list(dict.fromkeys(k for view in recorded["views"] for k in view["keys"])) if recorded else []
     if columns:
-        return columns, feature_set
+        return columns, feature_set, keys
     if recorded is None:
         raise FeaturekitError(
             f"{train.name}: no {sidecar.name} beside it to say which columns are features; "
             "pass --columns or use a file written by `featurekit train-set`"
         )
-    return [f["name"] for view in recorded["views"] for f in view["features"]], feature_set
+    return [f["name"] for view in recorded["views"] for f in view["features"]], feature_set, keys
+
+
+def _online_vectors(online_dir, feature_set, keys, train: pa.Table, request_ts, sample: int) -> tuple[pa.Table, str]:
+    """The online store's vectors for up to `sample` distinct keys of the training set."""
+    if not feature_set:
+        raise FeaturekitError("--against online needs a training set written by `train-set --feature-set`")
+    distinct = train.select(keys).group_by(keys).aggregate([])
+    if distinct.num_rows > sample:
+        distinct = distinct.take(np.random.default_rng(0).choice(distinct.num_rows, sample, replace=False))
+    store = OnlineStore(online_dir)
+    try:
+        vectors = store.get_frame(feature_set, distinct.to_pylist(), request_ts=request_ts)
+        where = f"online store {online_dir} (snapshot {store.snapshot_id}), {distinct.num_rows:,} keys"
+    finally:
+        store.close()
+    return pa.Table.from_pandas(vectors, preserve_index=False), where + (f" at {request_ts}" if request_ts else " now")
 
 
 def _read(path: Path, what: str, feature_set: str | None = None) -> pa.Table:
+    if not path.exists():
+        raise FeaturekitError(f"{what} {path} does not exist")
     if path.is_dir():
         files = log_files(path)
         source = "read_parquet([" + ", ".join(_sql_string(f) for f in files) + "], union_by_name = true)"
@@ -88,8 +125,6 @@ def _read(path: Path, what: str, feature_set: str | None = None) -> pa.Table:
         source = f"read_csv({_sql_string(path)}, header = true)"
     else:
         raise FeaturekitError(f"{what} {path}: use a .parquet or .csv file, or a served-feature log directory")
-    if not path.exists():
-        raise FeaturekitError(f"{what} {path} does not exist")
     con = duckdb.connect()
     try:
         table = con.sql(f"SELECT * FROM {source}").to_arrow_table()
