@@ -1,0 +1,74 @@
+"""Helpers every bench script shares: time a command in its own process with its peak RSS,
+take medians, print a plain table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+
+@dataclass
+class Run:
+    seconds: float  # wall time from process start to exit
+    cpu_seconds: float  # user + system time: what the run costs however busy the machine is
+    peak_rss: int  # bytes, the process's own high-water mark (ru_maxrss)
+
+
+# Measures one command from a small wrapper process: ru_maxrss also counts what a child held
+# before exec (a forked copy of its parent), so the parent must be small for the figure to
+# be the command's own. The wrapper writes "seconds cpu_seconds peak_kib exit_code" to the
+# file argv[1].
+_WRAPPER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as f:
+    cpu = usage.ru_utime + usage.ru_stime
+    f.write(f"{seconds} {cpu} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def run_measured(command: list[str], cwd=None) -> Run:
+    """Runs `command` in a fresh process and measures it alone: wall time including process
+    start, and its peak RSS. Raises on a non-zero exit, showing the command's output."""
+    command = [shutil.which(command[0]) or command[0], *map(str, command[1:])]
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report")
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", _WRAPPER, report, *command], cwd=cwd, capture_output=True, text=True
+        )
+        seconds, cpu, peak_kib, code = open(report).read().split() if os.path.exists(report) else (0, 0, 0, -1)
+    if result.returncode != 0 or int(code) != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {code}:\n{(result.stdout + result.stderr)[-4000:]}")
+    return Run(float(seconds), float(cpu), int(peak_kib) * 1024)  # Linux reports KiB
+
+
+def summarize(runs: list[Run]) -> Run:
+    """Repeated runs as one: the median times and the highest peak RSS."""
+    return Run(
+        statistics.median(r.seconds for r in runs),
+        statistics.median(r.cpu_seconds for r in runs),
+        max(r.peak_rss for r in runs),
+    )
+
+
+def format_table(headers: list[str], rows: list[list], left: int = 1) -> str:
+    """A plain text table: the first `left` columns left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values):
+        return "  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, cells)])
+
+
+def mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.0f} MiB"

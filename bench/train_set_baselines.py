@@ -1,0 +1,66 @@
+"""The two baselines bench/train_set.py times against `featurekit train-set`: the same
+point-in-time join written by hand as raw DuckDB SQL, and as pandas.merge_asof.
+
+Each runs in its own process, like the CLI, and takes the case file train_set.py writes:
+    python bench/train_set_baselines.py duckdb|pandas CASE.json OUTPUT.parquet
+
+Both write what featurekit writes: the label columns in label order, then per view its
+features and <view>__feature_ts, for the latest row strictly before the label time.
+Imports stay inside each function so that neither pays for the other's libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def raw_duckdb(case: dict, output: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(case["warehouse"], read_only=True)
+    key, ts = case["key"], case["timestamp_column"]
+    columns = [f"l.{c}" for c in case["label_columns"]]
+    joins = []
+    for i, view in enumerate(case["views"]):
+        columns += [f"v{i}.{f}" for f in view["features"]]
+        columns.append(f"v{i}.{view['timestamp']} AS {view['ref']}__feature_ts")
+        joins.append(
+            f"ASOF LEFT JOIN {view['table']} AS v{i} "
+            f"ON l.{key} = v{i}.{key} AND l.{ts} > v{i}.{view['timestamp']}"
+        )
+    con.execute(
+        f"""COPY (
+            SELECT {', '.join(columns)}
+            FROM read_parquet('{case['labels']}', file_row_number = true) AS l
+            {' '.join(joins)}
+            ORDER BY l.file_row_number
+        ) TO '{output}' (FORMAT parquet)"""
+    )
+
+
+def pandas_merge_asof(case: dict, output: str) -> None:
+    import numpy as np
+    import pandas as pd
+
+    key, ts = case["key"], case["timestamp_column"]
+    labels = pd.read_parquet(case["labels"])
+    labels["__row"] = np.arange(len(labels))
+    joined = labels.sort_values(ts, kind="stable")
+    columns = list(case["label_columns"])
+    for view in case["views"]:
+        feature_ts = f"{view['ref']}__feature_ts"
+        rows = pd.read_parquet(view["parquet"], columns=[key, view["timestamp"], *view["features"]])
+        rows = rows.rename(columns={view["timestamp"]: feature_ts}).sort_values(feature_ts, kind="stable")
+        joined = pd.merge_asof(
+            joined, rows, left_on=ts, right_on=feature_ts, by=key, allow_exact_matches=False, direction="backward"
+        )
+        columns += [*view["features"], feature_ts]
+    joined.sort_values("__row")[columns].to_parquet(output, index=False)
+
+
+if __name__ == "__main__":
+    method, case_path, output = sys.argv[1:]
+    run = {"duckdb": raw_duckdb, "pandas": pandas_merge_asof}[method]
+    with open(case_path) as f:
+        run(json.load(f), output)
