@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import FeaturekitError
+from .errors import CheckFailed, FeaturekitError
 from .project import Project
 
 _DBT = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; cli()"
@@ -51,5 +51,9 @@ def run_dbt(project: Project, *args: str, quiet: bool = False) -> None:
         text=True,
     )
     if result.returncode != 0:
-        tail = ("\n" + result.stdout[-3000:]) if quiet and result.stdout else ""
-        raise FeaturekitError(f"`dbt {' '.join(args)}` failed (exit {result.returncode}); see dbt's output above{tail}")
+        # dbt exits 1 when a model or test failed (a check found a problem), 2 on bad usage.
+        error = CheckFailed if result.returncode == 1 else FeaturekitError
+        if quiet:
+            lines = [line for line in (result.stdout or "").splitlines() if line.strip()]
+            raise error(f"`dbt {' '.join(args)}` failed (exit {result.returncode}); dbt's last lines:\n" + "\n".join(lines[-15:]))
+        raise error(f"`dbt {' '.join(args)}` failed (exit {result.returncode}); see dbt's output above")
