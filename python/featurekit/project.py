@@ -83,8 +83,10 @@ class Project:
             raise FeaturekitError(
                 f"warehouse {self._rel(self.warehouse)} not found: run `featurekit refresh` (or `dbt build`) first"
             )
+        # No progress bar: DuckDB prints it to stdout on long queries, even when stdout is a pipe.
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         try:
             con.execute(f"ATTACH {_sql_string(self.warehouse)} AS {_ident(self.database_name)} (READ_ONLY)")
         except duckdb.IOException as e:
