@@ -107,6 +107,15 @@ def test_removing_a_pinned_release_fails(locked):
     result = run(locked, "check", code=1)
     assert "customer_orders_v1 is released (in featurekit.lock) and was removed, but" in result.stderr
     assert "still pins it" in result.stderr
+    # Pins moved to v2, but churn_model's features list still names v1: dbt parses, check fails.
+    edit(locked / "models" / "feature_sets.yml", "ref('customer_orders', v=1)", "ref('customer_orders', v=2)")
+    edit(locked / "models" / "training" / "churn_model_training.sql", "ref('customer_orders', v=1)", "ref('customer_orders', v=2)")
+    result = run(locked, "check", code=1)
+    assert "feature set churn_model" in result.stderr and "customer_orders_v1" in result.stderr
+    # Every reference moved: removing an unpinned release is allowed, and lock drops it.
+    edit(locked / "models" / "feature_sets.yml", "- customer_orders_v1\n", "- customer_orders_v2\n")
+    assert "removed and pinned by nothing: customer_orders_v1" in run(locked, "check", code=0).stdout
+    assert "customer_orders_v1: dropped" in run(locked, "lock", code=0).stdout
 
 
 def test_lock_file_problems(locked):

@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .catalog import feature_views
+from .catalog import feature_sets, feature_views
 from .dbt_runner import run_dbt
 from .errors import CheckFailed, FeaturekitError
 from .project import Project
@@ -89,12 +89,16 @@ def view_checksums(project: Project) -> dict[str, dict]:
 
 def check(project_dir=None, progress: Callable[[str], None] = _quiet) -> dict:
     """Compares the project with featurekit.lock. Raises CheckFailed naming each locked version
-    whose definition changed (or that was removed while a model or feature set still pins it);
-    otherwise returns {'unchanged': [...], 'new': [...], 'removed': [...]}."""
+    whose definition changed, or that was removed while a model or feature set still pins it
+    (and when a feature set does not resolve); otherwise returns {'unchanged': [...], 'new': [...], 'removed': [...]}."""
     project = _parsed_project(project_dir, progress)
     found = _compare(project, read_lock(project), view_checksums(project))
     if found["changed"]:
         raise CheckFailed("\n".join(found["changed"].values()))
+    try:  # a feature set naming a removed version in its features list still parses in dbt
+        feature_sets(project)
+    except FeaturekitError as e:
+        raise CheckFailed(str(e)) from None
     del found["changed"]
     return found
 

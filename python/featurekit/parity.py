@@ -35,6 +35,7 @@ from .errors import CheckFailed, FeaturekitError
 from .freshness import newest_feature_ts
 from .project import Project, _ident, _sql_string
 from .snapshots import SnapshotDir
+from .timestamps import parse_utc
 from .training import training_set
 
 LOG_COLUMNS = ("feature_set", "request_ts", "served_at", "snapshot_id")
@@ -65,6 +66,7 @@ def read_log(path, feature_set: str | None = None) -> dict[str, pa.Table]:
     """The logged vectors per feature set, from every file under `path`."""
     files = log_files(path)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # DuckDB prints it to stdout, even into a pipe
     try:
         con.execute("SET TimeZone = 'UTC'")
         listed = "[" + ", ".join(_sql_string(f) for f in files) + "]"
@@ -146,7 +148,7 @@ def _compare_set(project: Project, snapshots: SnapshotDir, name: str, logged: pa
     for view in spec["views"]:
         ts_column = f"{view['ref']}__feature_ts"
         excluded, reasons = _exclusions(project, view, logged, replayed, ts_column, cutoffs[view["ref"]], newest[view["ref"]])
-        exclusions.append({"view": view["ref"], "excluded": int(pc.sum(excluded).as_py() or 0), "reasons": reasons})
+        exclusions.append({"view": view["ref"], "excluded": _count(excluded), "reasons": reasons})
         keep = pc.invert(excluded)
         for column in [*(f["name"] for f in view["features"]), ts_column]:
             columns.append(_compare_column(column, view["ref"], logged, replayed, keep, keys))
@@ -179,7 +181,7 @@ def _visibility_cutoffs(snapshots: SnapshotDir, logged: pa.Table, spec: dict) ->
         for snapshot_id, manifest in manifests.items():
             record = manifest.get("views", {}).get(view["ref"]) or {}
             value = record.get("as_of") or manifest.get("as_of")
-            as_of[snapshot_id] = pa.scalar(value).cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")).as_py()
+            as_of[snapshot_id] = parse_utc(value, f"snapshot {snapshot_id} as_of")
         if as_of:
             snapshot_ids = pa.array(list(as_of), pa.string())
             values = pa.array(list(as_of.values()), pa.timestamp("us"))
@@ -209,9 +211,8 @@ def _exclusions(project, view, logged, replayed, ts_column, cutoff, newest) -> t
     behind = pc.and_(behind, pc.invert(newer))
     reasons = {}
     for reason, mask in ((NEWER_THAN_SNAPSHOT, newer), (WAREHOUSE_BEHIND, behind)):
-        count = int(pc.sum(mask).as_py() or 0)
-        if count:
-            reasons[reason] = count
+        if _count(mask):
+            reasons[reason] = _count(mask)
     return pc.or_(newer, behind), reasons
 
 

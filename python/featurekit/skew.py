@@ -126,6 +126,7 @@ def _read(path: Path, what: str, feature_set: str | None = None) -> pa.Table:
     else:
         raise FeaturekitError(f"{what} {path}: use a .parquet or .csv file, or a served-feature log directory")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # DuckDB prints it to stdout, even into a pipe
     try:
         table = con.sql(f"SELECT * FROM {source}").to_arrow_table()
     except duckdb.Error as e:
