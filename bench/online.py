@@ -84,18 +84,17 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=float, default=15.0)
     parser.add_argument("--http-rate", type=float, default=1000.0)
     parser.add_argument("--rebuild", action="store_true", help="build the bench project again from scratch")
+    parser.add_argument("--serve-only", action="store_true", help="skip the refresh and publish timings; serve the current snapshot")
     args = parser.parse_args()
 
     project = prepare_project(args.scale, args.rebuild)
     rows = []
-    if (project / "warehouse.duckdb").exists() and not args.rebuild:
-        print("bench project already built; timing the incremental refresh only (use --rebuild for the first build)")
-    else:
-        rows.append(["refresh (first dbt build + publish)", seconds(timed([featurekit(), "refresh", "--project-dir", str(project)])), "", ""])
-    refresh = timed([featurekit(), "refresh", "--project-dir", str(project)])
-    publish = timed([featurekit(), "publish", "-q", "--project-dir", str(project)])
-    rows.append(["refresh (incremental dbt build + publish)", seconds(refresh), "", f"target <= {TARGETS['refresh + publish s']} s"])
-    rows.append(["publish alone", seconds(publish), "", ""])
+    if not args.serve_only:
+        if not (project / "warehouse.duckdb").exists():
+            rows.append(report(["refresh (first dbt build + publish)", seconds(timed([featurekit(), "refresh", "--project-dir", str(project)])), "", ""]))
+        refresh = timed([featurekit(), "refresh", "--project-dir", str(project)])
+        rows.append(report(["refresh (incremental dbt build + publish)", seconds(refresh), "", f"target <= {TARGETS['refresh + publish s']} s"]))
+        rows.append(report(["publish alone", seconds(timed([featurekit(), "publish", "-q", "--project-dir", str(project)])), "", ""]))
 
     online = project / "online"
     snapshot_id = (online / "CURRENT").read_text().strip()
@@ -108,11 +107,17 @@ def main() -> None:
     started = time.perf_counter()
     store = OnlineStore(online)
     load_s = time.perf_counter() - started
-    rows.append(["OnlineStore load (into memory)", seconds(load_s), "", f"RSS {rss_mib()} MiB"])
-    rows += in_process(store, online / f"{snapshot_id}.duckdb", manifest, keys)
-    rows += over_http(project, keys, args.http_rate, args.http_seconds)
+    rows.append(report(["OnlineStore load (into memory)", seconds(load_s), "", f"RSS {rss_mib()} MiB"]))
+    rows += [report(row) for row in in_process(store, online / f"{snapshot_id}.duckdb", manifest, keys)]
+    rows += [report(row) for row in over_http(project, keys, args.http_rate, args.http_seconds)]
     print()
     print(format_table(["measure", "value", "baseline", "note"], rows))
+
+
+def report(row: list) -> list:
+    """Prints a result as soon as it is measured (a long run that fails later keeps it)."""
+    print("  " + ": ".join(str(c) for c in row if c), flush=True)
+    return row
 
 
 def prepare_project(scale: str, rebuild: bool) -> Path:
@@ -200,7 +205,7 @@ def over_http(project: Path, keys: int, rate: float, seconds_: float) -> list[li
                          f"target p99 <= {TARGETS['HTTP p99 ms']} ms"])
         return rows
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
 

@@ -25,7 +25,7 @@ def copy_built_project(built_project: Path, destination: Path) -> Path:
 @contextmanager
 def running_server(*args: str, cwd: Path | None = None):
     """`featurekit serve --port 0 ARGS` in a subprocess; yields (base URL, process). Stops it
-    with Ctrl-C (SIGINT) so that it shuts down as a user would."""
+    with SIGTERM, as a process manager would."""
     process = subprocess.Popen(
         [sys.executable, "-m", "featurekit", "serve", "--port", "0", *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -39,7 +39,7 @@ def running_server(*args: str, cwd: Path | None = None):
         yield found.group(1), process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

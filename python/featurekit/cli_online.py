@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import click
 
@@ -139,6 +140,7 @@ def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir
     except OSError as e:
         raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     echo_progress(f"serving snapshot {store.snapshot_id} on {server.url} (Ctrl-C to stop)")
+    signal.signal(signal.SIGTERM, _stop)  # stop as on Ctrl-C: finish the served-feature log
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -146,3 +148,7 @@ def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir
     finally:
         server.server_close()
         store.close()
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt

@@ -14,12 +14,14 @@ featurekit_elapsed; tests/test_online_parity.py proves the two give identical va
 from __future__ import annotations
 
 import base64
+import gc
 import threading
 import time
 from bisect import bisect_left
 from typing import Any, NamedTuple
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -174,11 +176,15 @@ class _Snapshot:
             con = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as e:
             raise FeaturekitError(f"cannot open snapshot {path}: {e}") from None
+        collecting = gc.isenabled()
+        gc.disable()  # millions of new objects, none garbage: collecting meanwhile only costs time
         try:
             wanted = _wanted_columns(manifest)
             indexes = {ref: _ViewIndex(con, record, wanted[ref]) for ref, record in manifest["views"].items()}
         finally:
             con.close()
+            if collecting:
+                gc.enable()
         return cls(snapshot_id, manifest, indexes)
 
 
@@ -209,15 +215,15 @@ class _ViewIndex:
         self.at = _micros(table["__fk_at"])
         self.feature_ts = _micros(table["__fk_feature_ts"])
         # Also as datetimes, made once here: making one per lookup would be most of its cost.
-        self.feature_datetimes = tuple(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")).to_pylist())
+        self.feature_datetimes = _values(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")))
         self.columns = {}
         for (form, source), out_type in wanted.items():
             column = table[source]
             if form == "us":
                 self.columns[(form, source)] = _micros(column)
             else:
-                self.columns[(form, source)] = tuple(pc.cast(column, out_type).to_pylist())
-        key_values = table[keys[0]].to_pylist() if len(keys) == 1 else list(zip(*(table[k].to_pylist() for k in keys)))
+                self.columns[(form, source)] = _values(pc.cast(column, out_type))
+        key_values = _values(table[keys[0]]) if len(keys) == 1 else list(zip(*(_values(table[k]) for k in keys)))
         self.positions = dict(zip(key_values, range(len(key_values))))
         self.ends = {}
         if len(self.positions) != len(key_values):
@@ -230,7 +236,25 @@ class _ViewIndex:
 
 
 def _micros(column: pa.ChunkedArray) -> tuple:
-    return tuple(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).to_pylist())
+    return _values(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()))
+
+
+def _values(column: pa.ChunkedArray) -> tuple:
+    """The column as Python values, None for nulls. Numbers and timestamps go through numpy,
+    many times faster than Arrow's to_pylist for a million rows (timestamps above all)."""
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_timestamp(kind) or pa.types.is_boolean(kind)):
+        return tuple(column.to_pylist())
+    nulls = column.null_count
+    if nulls and not pa.types.is_timestamp(kind):  # numpy would turn them into NaN (and ints into floats)
+        filled = pc.fill_null(column, pa.scalar(False if pa.types.is_boolean(kind) else 0, kind))
+    else:
+        filled = column  # a null timestamp becomes NaT, and NaT becomes None
+    values = filled.to_numpy().tolist()
+    if nulls:
+        for i in np.flatnonzero(column.is_null().to_numpy()):
+            values[i] = None
+    return tuple(values)
 
 
 class _Plan:

@@ -157,9 +157,8 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
         source = project.macros.call("featurekit_online_rows", spec, literal)
     table = f"__fk_snapshot.main.{_ident(ref)}"
-    order = ", ".join([*spec["keys"], "__fk_at"])
-    try:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM ({source}) ORDER BY {order}")
+    try:  # unsorted: the online store sorts when it loads
+        con.execute(f"CREATE TABLE {table} AS {source}")
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
