@@ -205,24 +205,22 @@ def _wanted_columns(manifest: dict) -> dict[str, dict[str, pa.DataType]]:
 
 class _ViewIndex:
     """One view's stored rows, sorted by (key, __fk_at): key -> first row, and for the keys
-    with several rows (future-dated rows) key -> end of its rows. Columns are tuples: the
-    garbage collector stops scanning a tuple of plain values, while a list of a million
-    values would be scanned at every full collection (milliseconds of pause)."""
+    with several rows (future-dated rows) key -> end of its rows. A row is one tuple
+    (__fk_at and feature timestamp in microseconds, the feature timestamp as a datetime,
+    then the source columns at `slots`), so a lookup touches one object per view rather
+    than one per column: with a million keys, memory access is what a lookup costs.
+    Tuples of plain values also drop out of the garbage collector's scans."""
 
     def __init__(self, con, record: dict, wanted: dict):
         keys = record["keys"]
         table = con.sql(f'SELECT * FROM "{record["table"]}" ORDER BY {", ".join(keys)}, __fk_at').to_arrow_table()
         self.at = _micros(table["__fk_at"])
-        self.feature_ts = _micros(table["__fk_feature_ts"])
-        # Also as datetimes, made once here: making one per lookup would be most of its cost.
-        self.feature_datetimes = _values(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")))
-        self.columns = {}
+        columns = [self.at, _micros(table["__fk_feature_ts"]), _values(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")))]
+        self.slots = {}
         for (form, source), out_type in wanted.items():
-            column = table[source]
-            if form == "us":
-                self.columns[(form, source)] = _micros(column)
-            else:
-                self.columns[(form, source)] = _values(pc.cast(column, out_type))
+            self.slots[(form, source)] = len(columns)
+            columns.append(_micros(table[source]) if form == "us" else _values(pc.cast(table[source], out_type)))
+        self.rows = tuple(zip(*columns))
         key_values = _values(table[keys[0]]) if len(keys) == 1 else list(zip(*(_values(table[k]) for k in keys)))
         self.positions = dict(zip(key_values, range(len(key_values))))
         self.ends = {}
@@ -277,16 +275,16 @@ class _Plan:
                 fills.append(fill)
                 if feature["kind"] == "request_time":
                     unit = feature["unit_seconds"] * MICROS
-                    steps.append((index.columns[("us", feature["source"])], unit, fill, _caster(out_type)))
+                    steps.append((index.slots[("us", feature["source"])], unit, fill, _caster(out_type)))
                 else:
-                    steps.append((index.columns[("value", feature["source"])], None, fill, None))
+                    steps.append((index.slots[("value", feature["source"])], None, fill, None))
             plain = all(unit is None for _, unit, _, _ in steps)
             key_at = [self.keys.index(k) for k in view["keys"]]
             self.views.append((
-                index.positions, index.ends or None, index.at, index.feature_ts, index.feature_datetimes,
+                index.positions, index.ends or None, index.at, index.rows,
                 view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
                 key_at[0] if len(key_at) == 1 else key_at,
-                [values for values, *_ in steps] if plain else None,
+                [slot for slot, *_ in steps] if plain else None,
                 steps, fills, fills + [None],
             ))
 
@@ -306,33 +304,33 @@ class _Plan:
     def vector(self, key: tuple, request_us: int) -> list:
         out = list(key)
         ages = []
-        for positions, ends, at, feature_ts, datetimes, ttl, key_at, plain, steps, fills, missing in self.views:
+        for positions, ends, at, rows, ttl, key_at, plain, steps, fills, missing in self.views:
             k = key[key_at] if type(key_at) is int else tuple([key[i] for i in key_at])
             p = positions.get(k)
+            row = None
             if p is not None:
                 end = ends.get(k) if ends is not None else None
                 if end is None:
-                    if at[p] >= request_us:
-                        p = None
+                    row = rows[p]
+                    if row[0] >= request_us:  # stored rows become visible at __fk_at
+                        row = None
                 else:
                     found = bisect_left(at, request_us, p, end) - 1
-                    p = found if found >= p else None
-            if p is not None:
-                ts = feature_ts[p]
-                if ttl is not None and request_us > ts + ttl:
-                    p = None
-            if p is None:
+                    row = rows[found] if found >= p else None
+            if row is not None and ttl is not None and request_us > row[1] + ttl:
+                row = None
+            if row is None:
                 out += missing
                 ages.append(None)
                 continue
             if plain is not None:
-                values = [column[p] for column in plain]
+                values = [row[slot] for slot in plain]
                 if None in values:
                     values = [fill if v is None else v for v, fill in zip(values, fills)]
                 out += values
             else:
-                for column, unit, fill, cast in steps:
-                    value = column[p]
+                for slot, unit, fill, cast in steps:
+                    value = row[slot]
                     if value is None:
                         value = fill
                     else:
@@ -341,8 +339,8 @@ class _Plan:
                         if cast is not None:
                             value = cast(value)
                     out.append(value)
-            out.append(datetimes[p])
-            ages.append((request_us - ts) / MICROS)
+            out.append(row[2])
+            ages.append((request_us - row[1]) / MICROS)
         out += ages
         return out
 
