@@ -18,6 +18,7 @@ import gc
 import threading
 import time
 from bisect import bisect_left
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import duckdb
@@ -31,6 +32,7 @@ from .snapshots import SnapshotDir
 from .timestamps import from_micros, now_micros, parse_utc, to_micros
 
 MICROS = 1_000_000
+_VISIBLE_AT = itemgetter(0)
 
 
 class Served(NamedTuple):
@@ -204,33 +206,34 @@ def _wanted_columns(manifest: dict) -> dict[str, dict[str, pa.DataType]]:
 
 
 class _ViewIndex:
-    """One view's stored rows, sorted by (key, __fk_at): key -> first row, and for the keys
-    with several rows (future-dated rows) key -> end of its rows. A row is one tuple
-    (__fk_at and feature timestamp in microseconds, the feature timestamp as a datetime,
-    then the source columns at `slots`), so a lookup touches one object per view rather
-    than one per column: with a million keys, memory access is what a lookup costs.
-    Tuples of plain values also drop out of the garbage collector's scans."""
+    """One view's stored rows by key: key -> its row, or for a key with several rows
+    (future-dated rows) the list of them in __fk_at order. A row is one tuple (__fk_at and
+    feature timestamp in microseconds, the feature timestamp as a datetime, then the source
+    columns at `slots`), so a lookup touches one object per view rather than one per
+    column: with a million keys, memory access is what a lookup costs. Tuples of plain
+    values also drop out of the garbage collector's scans."""
 
     def __init__(self, con, record: dict, wanted: dict):
         keys = record["keys"]
         table = con.sql(f'SELECT * FROM "{record["table"]}" ORDER BY {", ".join(keys)}, __fk_at').to_arrow_table()
-        self.at = _micros(table["__fk_at"])
-        columns = [self.at, _micros(table["__fk_feature_ts"]), _values(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")))]
+        columns = [_micros(table["__fk_at"]), _micros(table["__fk_feature_ts"]), _values(pc.cast(table["__fk_feature_ts"], pa.timestamp("us")))]
         self.slots = {}
         for (form, source), out_type in wanted.items():
             self.slots[(form, source)] = len(columns)
             columns.append(_micros(table[source]) if form == "us" else _values(pc.cast(table[source], out_type)))
-        self.rows = tuple(zip(*columns))
+        rows = list(zip(*columns))
         key_values = _values(table[keys[0]]) if len(keys) == 1 else list(zip(*(_values(table[k]) for k in keys)))
-        self.positions = dict(zip(key_values, range(len(key_values))))
-        self.ends = {}
-        if len(self.positions) != len(key_values):
-            self.positions = {}
-            for i, key in enumerate(key_values):
-                if key in self.positions:
-                    self.ends[key] = i + 1
+        self.by_key = dict(zip(key_values, rows))
+        if len(self.by_key) != len(rows):
+            self.by_key = {}
+            for key, row in zip(key_values, rows):
+                found = self.by_key.get(key)
+                if found is None:
+                    self.by_key[key] = row
+                elif type(found) is list:
+                    found.append(row)
                 else:
-                    self.positions[key] = i
+                    self.by_key[key] = [found, row]
 
 
 def _micros(column: pa.ChunkedArray) -> tuple:
@@ -281,7 +284,7 @@ class _Plan:
             plain = all(unit is None for _, unit, _, _ in steps)
             key_at = [self.keys.index(k) for k in view["keys"]]
             self.views.append((
-                index.positions, index.ends or None, index.at, index.rows,
+                index.by_key,
                 view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
                 key_at[0] if len(key_at) == 1 else key_at,
                 [slot for slot, *_ in steps] if plain else None,
@@ -304,19 +307,14 @@ class _Plan:
     def vector(self, key: tuple, request_us: int) -> list:
         out = list(key)
         ages = []
-        for positions, ends, at, rows, ttl, key_at, plain, steps, fills, missing in self.views:
-            k = key[key_at] if type(key_at) is int else tuple([key[i] for i in key_at])
-            p = positions.get(k)
-            row = None
-            if p is not None:
-                end = ends.get(k) if ends is not None else None
-                if end is None:
-                    row = rows[p]
-                    if row[0] >= request_us:  # stored rows become visible at __fk_at
-                        row = None
-                else:
-                    found = bisect_left(at, request_us, p, end) - 1
-                    row = rows[found] if found >= p else None
+        for by_key, ttl, key_at, plain, steps, fills, missing in self.views:
+            row = by_key.get(key[key_at] if type(key_at) is int else tuple([key[i] for i in key_at]))
+            if row is not None:
+                if type(row) is list:  # several rows: the last one visible before the request
+                    found = bisect_left(row, request_us, key=_VISIBLE_AT) - 1
+                    row = row[found] if found >= 0 else None
+                elif row[0] >= request_us:  # a row becomes visible at its __fk_at
+                    row = None
             if row is not None and ttl is not None and request_us > row[1] + ttl:
                 row = None
             if row is None:
