@@ -54,6 +54,10 @@ class OnlineStore:
     snapshot   pin one snapshot id instead of following the current one
     check_every  seconds between checks for a newer snapshot (loaded in the background)
 
+    Values are exact (equal to train-set's) for request times at or after the snapshot's
+    as-of time (manifest["as_of"]: the dbt build, or `publish --as-of`); an earlier request
+    time is answered from the rows the snapshot holds, which may be newer than it.
+
     Example:
         store = OnlineStore("online")
         store.get("churn_model", {"customer_id": 42})            # one dict
