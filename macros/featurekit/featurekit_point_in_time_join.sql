@@ -7,18 +7,37 @@
     views           view specs from featurekit_feature_set_spec / featurekit_features_spec
     timestamp_column  the label time column (a timestamp; with a time zone, converted to UTC)
     label_columns   label columns to pass through, in order (default: all of `labels`)
-    row_column      a column giving the output order (default: the order rows are read)
+    row_column      a column numbering the label rows uniquely, giving the output order
+                    (default: the order rows are read)
 
     Output: the label columns, then per view its features and <view>__feature_ts; one row
-    per label row, in label order, duplicates kept. -#}
+    per label row, in label order, duplicates kept. One statement: the steps of
+    featurekit_point_in_time_steps as common table expressions. -#}
 {% macro featurekit_point_in_time_join(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none) %}
+  {%- set plan = featurekit_point_in_time_steps(labels, views, timestamp_column, label_columns, row_column) -%}
+  {%- set ctes = [] -%}
+  {%- for name, sql in plan.steps -%}
+    {%- do ctes.append(name ~ " as (" ~ sql ~ "\n)") -%}
+  {%- endfor -%}
+  {{ return("with " ~ ctes | join("\n, ") ~ "\n" ~ plan.select) }}
+{% endmacro %}
+
+{#- The same join as named steps: {'steps': [[name, sql], ...], 'select': sql}. Each step reads
+    only `labels` and earlier steps by name, and `select` gives the output from them. Running
+    the steps one by one into temp tables (as `featurekit train-set` does) gives the same rows
+    as the single statement, but holds only one view's join state at a time. -#}
+{% macro featurekit_point_in_time_steps(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none) %}
   {%- set columns = [] -%}
   {%- if label_columns is none -%}
     {%- set columns = adapter.get_columns_in_relation(labels) -%}
     {%- set label_columns = columns | map(attribute='name') | list -%}
   {%- endif -%}
   {%- set label_time = featurekit_label_time(timestamp_column, columns) -%}
-  {{ return(adapter.dispatch('featurekit_point_in_time_join', 'featurekit')(labels, views, label_time, label_columns, row_column)) }}
+  {%- set steps = [['__fk_label_rows', featurekit_label_rows(labels, label_time, row_column)]] -%}
+  {%- for view in views -%}
+    {%- do steps.append(['__fk_matches_' ~ loop.index, adapter.dispatch('featurekit_view_matches', 'featurekit')('__fk_label_rows', view)]) -%}
+  {%- endfor -%}
+  {{ return({'steps': steps, 'select': featurekit_join_select(views, label_columns)}) }}
 {% endmacro %}
 
 {#- The feature view's columns a join needs: keys, feature timestamp and feature sources. -#}
@@ -30,16 +49,16 @@
   {{ return(columns) }}
 {% endmacro %}
 
-{% macro featurekit_labels_cte(labels, label_time, row_column) %}
-__fk_labels as (
+{#- The label rows with their row number __fk_row and label time __fk_ts. -#}
+{% macro featurekit_label_rows(labels, label_time, row_column) %}
     select
         *,
         {{ row_column or 'row_number() over ()' }} as __fk_row,
         {{ label_time }} as __fk_ts
     from {{ labels }}
-)
 {%- endmacro %}
 
+{#- The output: each label row with, per view, its match (alias f<n>) or nothing. -#}
 {% macro featurekit_join_select(views, label_columns) %}
 select
     {%- for column in label_columns %}
@@ -51,48 +70,46 @@ select
     {{ column }}{{ ',' if not (outer.last and loop.last) }}
     {%- endfor %}
     {%- endfor %}
-from __fk_labels as l
-{%- endmacro %}
-
-{#- Portable: rank the earlier rows per label row and keep the first. -#}
-{% macro default__featurekit_point_in_time_join(labels, views, label_time, label_columns, row_column) %}
-with {{ featurekit_labels_cte(labels, label_time, row_column) }}
-{%- for view in views %}
-{%- set cutoff = view.available_at or view.timestamp %}
-, __fk_matches_{{ loop.index }} as (
-    select
-        l.__fk_row,
-        v.{{ view.timestamp }} as __fk_feature_ts,
-        {%- for column in featurekit_fetched_columns(view) %}
-        v.{{ column }},
-        {%- endfor %}
-        row_number() over (partition by l.__fk_row order by v.{{ view.timestamp }} desc) as __fk_rank
-    from __fk_labels as l
-    join {{ view.relation }} as v
-      on {% for key in view['keys'] %}l.{{ key }} = v.{{ key }} and {% endfor %}v.{{ cutoff }} < l.__fk_ts
-)
-{%- endfor %}
-{{ featurekit_join_select(views, label_columns) }}
+from __fk_label_rows as l
 {%- for view in views %}
 left join __fk_matches_{{ loop.index }} as f{{ loop.index }}
-  on f{{ loop.index }}.__fk_row = l.__fk_row and f{{ loop.index }}.__fk_rank = 1
+  on f{{ loop.index }}.__fk_row = l.__fk_row
 {%- endfor %}
 order by l.__fk_row
-{% endmacro %}
+{%- endmacro %}
 
-{#- DuckDB: native ASOF joins over each view's visibility timeline (featurekit_view_timeline). -#}
-{% macro duckdb__featurekit_point_in_time_join(labels, views, label_time, label_columns, row_column) %}
-with {{ featurekit_labels_cte(labels, label_time, row_column) }}
-{%- for view in views %}
-, __fk_view_{{ loop.index }} as (
+{#- One view's matches: for each label row of `label_rows` that has one, the row of the view
+    whose feature timestamp is the greatest among rows recorded (or available) strictly before
+    the label time: (__fk_row, __fk_feature_ts, fetched columns). -#}
+
+{#- Portable: rank the earlier rows per label row and keep the first. -#}
+{% macro default__featurekit_view_matches(label_rows, view) %}
+{%- set cutoff = view.available_at or view.timestamp %}
+    select __fk_row, __fk_feature_ts{% for column in featurekit_fetched_columns(view) %}, {{ column }}{% endfor %}
+    from (
+        select
+            l.__fk_row,
+            v.{{ view.timestamp }} as __fk_feature_ts,
+            {%- for column in featurekit_fetched_columns(view) %}
+            v.{{ column }},
+            {%- endfor %}
+            row_number() over (partition by l.__fk_row order by v.{{ view.timestamp }} desc) as __fk_rank
+        from {{ label_rows }} as l
+        join {{ view.relation }} as v
+          on {% for key in view['keys'] %}l.{{ key }} = v.{{ key }} and {% endfor %}v.{{ cutoff }} < l.__fk_ts
+    ) as __fk_ranked
+    where __fk_rank = 1
+{%- endmacro %}
+
+{#- DuckDB: a native ASOF join over the view's visibility timeline (featurekit_view_timeline).
+    The join sorts both sides, so they carry only what is needed: of the labels, the row
+    number, keys and time; of a view without an availability column, one copy of its feature
+    timestamp (there __fk_at is __fk_feature_ts). -#}
+{% macro duckdb__featurekit_view_matches(label_rows, view) %}
+    select l.__fk_row, f.{{ '__fk_feature_ts' if view.available_at else '__fk_at as __fk_feature_ts' }}{% for column in featurekit_fetched_columns(view) %}, f.{{ column }}{% endfor %}
+    from (select __fk_row, {% for key in view['keys'] %}{{ key }}, {% endfor %}__fk_ts from {{ label_rows }}) as l
+    asof join (
 {{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}
-)
-{%- endfor %}
-{{ featurekit_join_select(views, label_columns) }}
-{%- for view in views %}
-{%- set f = 'f' ~ loop.index %}
-asof left join __fk_view_{{ loop.index }} as {{ f }}
-  on {% for key in view['keys'] %}l.{{ key }} = {{ f }}.{{ key }} and {% endfor %}l.__fk_ts > {{ f }}.__fk_at
-{%- endfor %}
-order by l.__fk_row
-{% endmacro %}
+    ) as f
+      on {% for key in view['keys'] %}l.{{ key }} = f.{{ key }} and {% endfor %}l.__fk_ts > f.__fk_at
+{%- endmacro %}

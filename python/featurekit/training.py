@@ -42,9 +42,9 @@ def training_set(
     """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
-    con, sql, _, _ = _prepare(project, labels, feature_set, features, timestamp_column, _quiet)
+    con, plan, spec, _ = _prepare(project, labels, feature_set, features, timestamp_column, _quiet)
     try:
-        return con.execute(sql).df()
+        return con.execute(_run_steps(con, plan, spec, _quiet)).df()
     finally:
         con.close()
 
@@ -69,12 +69,12 @@ def write_training_set(
     if not output.parent.is_dir():
         raise FeaturekitError(f"-o {output}: directory {output.parent} does not exist; create it first")
     project = Project(project_dir, warehouse)
-    con, sql, spec, labels = _prepare(project, labels_path, feature_set, features, timestamp_column, progress)
+    con, plan, spec, labels = _prepare(project, labels_path, feature_set, features, timestamp_column, progress)
     sidecar_path = output.with_name(output.name + ".featureset.json")
     tmp_data = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     tmp_sidecar = sidecar_path.with_name(f".{sidecar_path.name}.{os.getpid()}.tmp")
     try:
-        progress(f"joining {len(spec['views'])} feature view(s) point-in-time")
+        sql = _run_steps(con, plan, spec, progress)
         options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
         con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
         stats = _view_stats(con, tmp_data, kind, spec)
@@ -123,8 +123,8 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         loaded = load_labels(con, labels, timestamp_column, keys, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
-        sql = project.macros.call(
-            "featurekit_point_in_time_join",
+        plan = project.macros.call(
+            "featurekit_point_in_time_steps",
             READY,
             spec["views"],
             timestamp_column=TS,
@@ -134,7 +134,19 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
     except BaseException:
         con.close()
         raise
-    return con, sql, spec, loaded
+    return con, plan, spec, loaded
+
+
+def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:
+    """Runs the join's steps (featurekit_point_in_time_steps) into temp tables, one view at a
+    time, and returns the final select over them. As one statement, DuckDB would hold every
+    view's join state at once: about 2 GB per 20M-row view."""
+    views = iter(spec["views"])
+    for name, sql in plan["steps"]:
+        if name.startswith("__fk_matches_"):
+            progress(f"joining feature view {next(views)['ref']} point-in-time")
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    return plan["select"]
 
 
 def _key_types(con, spec: dict) -> dict[str, str]:
