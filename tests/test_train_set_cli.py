@@ -161,6 +161,11 @@ def test_bad_output(built_project, workdir, output, message):
     assert_fails_cleanly(workdir, ["good.csv", "--feature-set", "churn_model", "-o", output, "--project-dir", str(built_project)], message)
 
 
+def test_bad_memory_limit(built_project, workdir):
+    args = ["good.csv", "--feature-set", "churn_model", "-o", "out/t.parquet", "--memory-limit", "lots", "--project-dir", str(built_project)]
+    assert_fails_cleanly(workdir, args, "--memory-limit lots: not a memory size; write e.g. 2GB or 500MB")
+
+
 def test_missing_label_file(built_project, workdir):
     args = ["nowhere.csv", "--feature-set", "churn_model", "-o", "out/t.parquet", "--project-dir", str(built_project)]
     assert_fails_cleanly(workdir, args, "nowhere.csv: no such file (nowhere.csv)")

@@ -13,7 +13,7 @@ from .cli_common import FeaturekitGroup, echo_progress, format_table, project_op
 from .dbt_runner import run_dbt
 from .project import Project
 from .publish import publish
-from .training import write_training_set
+from .training import DEFAULT_MEMORY_LIMIT, write_training_set
 
 
 @click.group(cls=FeaturekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,9 +35,15 @@ def main(ctx, debug):
 @click.option("--features", help="Comma-separated feature references: view_vN or view_vN.feature.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file, .parquet or .csv.")
 @click.option("--timestamp-column", default="label_ts", show_default=True, help="The label time column.")
+@click.option(
+    "--memory-limit",
+    default=DEFAULT_MEMORY_LIMIT,
+    show_default=True,
+    help="Memory for the join; beyond it DuckDB spills to .tmp/ in the current directory.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @project_options
-def train_set(labels, feature_set, features, output, timestamp_column, quiet, project_dir, warehouse):
+def train_set(labels, feature_set, features, output, timestamp_column, memory_limit, quiet, project_dir, warehouse):
     """Build a point-in-time training set for the rows of LABELS (CSV or Parquet).
 
     Each label row gets, from every feature view, the latest value recorded strictly before
@@ -59,6 +65,7 @@ def train_set(labels, feature_set, features, output, timestamp_column, quiet, pr
         project_dir=project_dir,
         warehouse=warehouse,
         timestamp_column=timestamp_column,
+        memory_limit=memory_limit,
         progress=(lambda message: None) if quiet else echo_progress,
     )
 
