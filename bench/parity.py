@@ -3,10 +3,12 @@
     python bench/parity.py [--scale large|medium|small] [--lookups 1000000] [--runs 3]
 
 1. The example shop at the given scale (bench/data/shop_<scale>/, as bench/online.py makes
-   it), built by `featurekit refresh` in bench/out/parity_<scale>/project/ (reused).
+   it), built by `featurekit refresh` in bench/out/parity_<scale>/project/.
 2. A served-feature log of --lookups vectors in its fixed format (10 Parquet files of
    churn_model vectors), written from featurekit.training_set at random customers and
-   request times: the correct serving path (kept in bench/out/parity_<scale>/ and reused).
+   request times: the correct serving path.
+   Both are kept in bench/out/parity_<scale>/ and reused while the repo's dbt project files
+   (dbt_project.yml, macros, models) are unchanged.
 3. Timed, each in a fresh process with process start, interleaved, median of --runs:
      parity     `featurekit parity LOG`: read the log, replay it, compare every column
      train-set  `featurekit train-set LOOKUPS.parquet --feature-set churn_model`: the replay
@@ -18,6 +20,7 @@ parity run exits 1 and so does this script.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -44,35 +47,32 @@ FIRST, LAST = np.datetime64("2024-03-01T00:00:00", "us"), np.datetime64("2024-11
 
 
 def built_project(scale: str) -> Path:
-    """The example project built on the scale's data; when the repo's macros or models
-    changed since, they are copied in and parsed again (the built tables stay)."""
+    """The example project built on the scale's data, made again (and its logs with it) when
+    the repo's dbt project files changed since."""
     data = BENCH / "data" / f"shop_{scale}"
     if not (data / "raw_orders.parquet").exists():
         print(f"generating the {scale} example shop in {data}", flush=True)
         subprocess.run([sys.executable, "-m", "featurekit.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
-    project = BENCH / "out" / f"parity_{scale}" / "project"
-    featurekit = [sys.executable, "-m", "featurekit"]
-    if not (project / "built").exists():
-        shutil.rmtree(project, ignore_errors=True)
-        project.mkdir(parents=True)
-        for name in PROJECT_FILES:
-            (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, project / name)
-        config = project / "dbt_project.yml"
-        config.write_text(config.read_text().replace('shop_data_dir: ""', f'shop_data_dir: "{data}"'))
-        print(f"building {project} (featurekit refresh)", flush=True)
-        subprocess.run([*featurekit, "refresh", "--project-dir", str(project)], check=True, stdout=subprocess.DEVNULL)
-        (project / "built").write_text("")
-    elif any(_texts(REPO / name) != _texts(project / name) for name in ("macros", "models")):
-        print("the repo's macros or models changed: copying them into the bench project (dbt parse)", flush=True)
-        for name in ("macros", "models"):
-            shutil.rmtree(project / name)
-            shutil.copytree(REPO / name, project / name)
-        subprocess.run([*featurekit, "dbt", "parse", "--project-dir", str(project)], check=True, stdout=subprocess.DEVNULL)
+    out = BENCH / "out" / f"parity_{scale}"
+    project = out / "project"
+    fingerprint = hashlib.sha256(
+        json.dumps({str(p.relative_to(REPO)): p.read_text() for name in ("dbt_project.yml", "macros", "models")
+                    for p in sorted([REPO / name, *(REPO / name).rglob("*")]) if p.is_file()}).encode()
+    ).hexdigest()
+    stamp = out / "built"
+    if stamp.is_file() and stamp.read_text() == fingerprint:
+        return project
+    shutil.rmtree(out, ignore_errors=True)
+    project.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, project / name)
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text().replace('shop_data_dir: ""', f'shop_data_dir: "{data}"'))
+    print(f"building {project} (featurekit refresh)", flush=True)
+    subprocess.run([sys.executable, "-m", "featurekit", "refresh", "--project-dir", str(project)], check=True,
+                   stdout=subprocess.DEVNULL)
+    stamp.write_text(fingerprint)
     return project
-
-
-def _texts(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def served_log(project: Path, lookups: int) -> tuple[Path, Path]:
