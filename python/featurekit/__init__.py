@@ -3,7 +3,15 @@
 __version__ = "0.1.0"
 
 from .errors import CheckFailed, FeaturekitError  # noqa: E402
-from .online import OnlineStore  # noqa: E402
 from .training import training_set  # noqa: E402
+
+
+def __getattr__(name):
+    # OnlineStore loads on first use: it needs pyarrow (~0.3 s), which `train-set` never does.
+    if name == "OnlineStore":
+        from .online import OnlineStore
+
+        return OnlineStore
+    raise AttributeError(f"module 'featurekit' has no attribute {name!r}")
 
 __all__ = ["CheckFailed", "FeaturekitError", "OnlineStore", "training_set", "__version__"]

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import click
 
-from . import __version__, cli_monitor, cli_online
+from . import __version__
 from .catalog import catalog_rows
 from .cli_common import FeaturekitGroup, echo_progress, format_table, project_options
 from .dbt_runner import run_dbt
 from .project import Project
-from .publish import publish
 from .training import DEFAULT_MEMORY_LIMIT, write_training_set
 
 
@@ -129,6 +128,8 @@ def refresh(select, project_dir, warehouse):
       featurekit refresh
       featurekit refresh --select customer_orders+
     """
+    from .publish import publish
+
     project = Project(project_dir, warehouse)
     echo_progress(f"dbt build in {project.root}")
     run_dbt(project, "build", *(["--select", select] if select else []))
@@ -165,13 +166,11 @@ def demo_command(workdir, scale, project_dir):
     click.echo("\n".join(lines))
     click.echo(f"chart: {Path(workdir) / 'demo.png'}; all results: {Path(workdir) / 'results.json'}")
 
-main.add_command(cli_online.publish_command)
-main.add_command(cli_online.rollback_command)
-main.add_command(cli_online.get_command)
-main.add_command(cli_online.serve_command)
-main.add_command(cli_monitor.freshness_command)
-main.add_command(cli_monitor.parity_command)
-main.add_command(cli_monitor.skew_command)
-main.add_command(cli_monitor.lock_command)
-main.add_command(cli_monitor.check_command)
-main.add_command(cli_monitor.describe_command)
+# The online and monitoring commands need pyarrow and more (~0.3 s to import): load them on use.
+main.lazy_commands = {
+    **{name: f"featurekit.cli_online:{name}_command" for name in ["publish", "rollback", "get", "serve"]},
+    **{
+        name: f"featurekit.cli_monitor:{name}_command"
+        for name in ["freshness", "parity", "skew", "lock", "check", "describe"]
+    },
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
@@ -30,7 +31,21 @@ def echo_progress(message: str) -> None:
 
 
 class FeaturekitGroup(click.Group):
-    """Turns library errors into one line on stderr and an exit code; --debug shows tracebacks."""
+    """Turns library errors into one line on stderr and an exit code; --debug shows tracebacks.
+
+    Commands named in `lazy_commands` ({name: "module:attribute"}) are imported only when run
+    or listed, so that no command pays at start-up for another's libraries."""
+
+    lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_commands and name not in self.commands:
+            module, attribute = self.lazy_commands[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
