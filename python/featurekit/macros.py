@@ -48,13 +48,18 @@ class _Adapter:
         raise FeaturekitError("pass label_columns= when rendering outside dbt")
 
 
-def _wrap(template, name):
+def _wrap(env, globals_, source, name):
     """A macro callable as in dbt: return(x) gives x, otherwise the rendered text.
 
-    The template's module is made on first call, once every macro is registered: jinja2 copies
-    a template's globals when it makes the module, so earlier would miss later macros."""
+    The template is compiled and its module made on first call: compiling all the macros up
+    front costs ~0.15 s per command, and train-set calls half of them. And jinja2 copies a
+    template's globals when it makes the module, so earlier would miss later macros."""
+    template = None
 
     def call(*args, **kwargs):
+        nonlocal template
+        if template is None:
+            template = env.from_string(source, globals=globals_)
         try:
             return getattr(template.module, name)(*args, **kwargs)
         except _MacroReturn as returned:
@@ -89,8 +94,7 @@ class MacroRenderer:
                 continue
             if macro["name"].startswith("test_"):
                 continue
-            template = env.from_string(macro["macro_sql"], globals=self._globals)
-            self._globals[macro["name"]] = _wrap(template, macro["name"])
+            self._globals[macro["name"]] = _wrap(env, self._globals, macro["macro_sql"], macro["name"])
 
     def call(self, name: str, *args, **kwargs):
         if name not in self._globals:
