@@ -112,7 +112,7 @@ def test_refresh_with_a_failing_dbt_build_keeps_serving_the_current_snapshot(pro
     online = project / "online"
     current = SnapshotDir(online).current_id()
     model = project / "models" / "features" / "login_activity_v1.sql"
-    model.write_text(model.read_text().replace("count(*) as logins", "count(*) as logins, no_such_column"))
+    model.write_text("select no_such_column from {{ ref('stg_logins') }}\n")  # a model dbt cannot build
     result = featurekit_cli("refresh", "--project-dir", str(project), "--select", "login_activity_v1+", check=False)
     assert result.returncode == 1 and "dbt build" in result.stderr  # dbt exits 1 when a model fails
     assert SnapshotDir(online).current_id() == current
