@@ -12,6 +12,7 @@ import pytest
 
 from featurekit import FeaturekitError, OnlineStore
 from featurekit.publish import publish
+from featurekit.served_log import ServedLog
 from online_helpers import copy_built_project
 
 AT = "2024-10-20T12:00:00Z"
@@ -134,3 +135,17 @@ def test_served_log_rotates_by_size(built_project, tmp_path):
     files = sorted((tmp_path / "churn_model").glob("served-*.parquet"))
     assert len(files) == 5
     assert sum(pq.read_metadata(f).num_rows for f in files) == 5
+
+
+@pytest.mark.slow
+def test_served_log_drops_and_counts_instead_of_blocking(built_project, tmp_path):
+    """With a queue of one, a burst outruns the writer: lookups never wait, and every vector
+    is either written or counted as dropped."""
+    store = OnlineStore(built_project / "online")
+    store.log = ServedLog(tmp_path, queue_size=1)
+    for k in range(1, 2001):
+        store.get("churn_model", k, request_ts=AT)
+    store.close()
+    written = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "churn_model").glob("served-*.parquet"))
+    assert store.log.dropped > 0
+    assert written + store.log.dropped == 2000 == store.log.written_rows + store.log.dropped
