@@ -1,32 +1,13 @@
 {{ config(unique_key=['customer_id', 'feature_ts']) }}
 
-with logins as (
-    select * from {{ ref('stg_logins') }}
-    {% if is_incremental() %}
-    -- logins carry no load time: recompute customers with logins after the last row
-    where customer_id in (
-        select customer_id from {{ ref('stg_logins') }}
-        where login_ts > (select max(feature_ts) from {{ this }})
-    )
-    {% endif %}
-),
-
-per_instant as (
-    select customer_id, login_ts, count(*) as logins
-    from logins
-    group by customer_id, login_ts
-),
-
-final as (
-    select
-        customer_id,
-        login_ts as feature_ts,
-        sum(logins) over last_7_days as logins_7d
-    from per_instant
-    window last_7_days as (
-        partition by customer_id order by login_ts
-        range between interval 7 days preceding and current row
-    )
-)
-
-select * from final
+-- Logins carry no load time: an incremental run picks up logins later than the newest one
+-- already counted (a late-arriving earlier login needs a rebuild of the view).
+{{ featurekit_window_history(
+    ref('stg_logins'),
+    keys=['customer_id'],
+    timestamp='login_ts',
+    aggregates=[
+        {'name': 'logins_7d', 'function': 'count', 'window': '7 days'},
+    ],
+    existing=this if is_incremental() else none,
+) }}
