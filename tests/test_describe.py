@@ -32,7 +32,7 @@ def test_view_version(built_project):
     assert info["kind"] == "feature_view" and info["ref"] == "customer_orders_v1"
     assert info["description"] == " ".join(node["description"].split())
     meta = node["config"]["meta"]["featurekit"]
-    assert (info["owner"], info["entity"], info["keys"], info["ttl"]) == (meta["owner"], meta["entity"], meta["keys"], meta["ttl"])
+    assert (info["owner"], info["entity"], info["keys"], info["ttl"]) == (meta["owner"], meta["entity"], meta["keys"], meta.get("ttl"))
     assert [c["name"] for c in info["columns"]] == list(node["columns"])
     for column in info["columns"]:
         assert column["description"] == node["columns"][column["name"]]["description"]
