@@ -12,9 +12,12 @@ row is left out of the comparison, and counted with its reason, when:
   - 'newer than the snapshot': the replayed row became visible (its availability time for a
     view that declares one, else its feature timestamp) at or after the snapshot's as_of, so
     it may have arrived after the snapshot was built. A snapshot whose manifest is gone is
-    judged by served_at instead (the snapshot was built before it), which is stricter;
+    judged by served_at instead (the snapshot was built before it), which is stricter. This
+    holds even when both used the same row: a row dated after the as_of was written ahead
+    (a window expiry) and is recomputed when events arrive before it;
   - 'warehouse behind the snapshot': the served row is newer than anything the view holds
-    now (the log is replayed against an older warehouse).
+    now, or was written ahead (dated at or after the as_of, before the request) and the
+    replay finds only an older row (the log is replayed against an older warehouse).
 Rows that differ for any other reason are mismatches. A limit that remains: a view without
 an availability column cannot tell a row that arrived late (feature timestamp before the
 snapshot, loaded after it) from a wrong one; declare available_at on views with late data.
@@ -203,11 +206,19 @@ def _exclusions(project, view, logged, replayed, ts_column, cutoff, newest) -> t
     differ = pc.fill_null(pc.not_equal(served_ts, replay_ts), True)
     differ = pc.and_(differ, pc.invert(pc.and_(pc.is_null(served_ts), pc.is_null(replay_ts))))
     visible = _visible_from(project, view, replayed, replay_ts)
-    newer = pc.fill_null(pc.and_(differ, pc.greater_equal(visible, cutoff)), False)
+    # Even under the same feature timestamp: a row dated at or after the as_of was written
+    # ahead (a window expiry) and is recomputed when events arrive before it.
+    newer = pc.fill_null(pc.greater_equal(visible, cutoff), False)
     if newest is None:  # the view holds nothing now: whatever was served, it lacks
         behind = pc.and_(differ, pc.is_valid(served_ts))
     else:
         behind = pc.fill_null(pc.and_(differ, pc.greater(served_ts, pa.scalar(newest, pa.timestamp("us")))), False)
+    # A served row written ahead of the snapshot's as_of (before the request: never a leak)
+    # that the replay cannot find, only an older one: this warehouse lacks it too.
+    request_ts = pc.cast(logged["request_ts"], pa.timestamp("us"))
+    ahead = pc.and_(pc.greater_equal(served_ts, cutoff), pc.less(served_ts, request_ts))
+    ahead = pc.and_(ahead, pc.fill_null(pc.greater(served_ts, replay_ts), True))
+    behind = pc.or_(behind, pc.fill_null(pc.and_(differ, ahead), False))
     behind = pc.and_(behind, pc.invert(newer))
     reasons = {}
     for reason, mask in ((NEWER_THAN_SNAPSHOT, newer), (WAREHOUSE_BEHIND, behind)):
