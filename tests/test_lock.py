@@ -59,7 +59,7 @@ def test_lock_records_every_version(locked):
 def test_edited_release_fails_and_a_new_version_passes(locked):
     model = locked / "models" / "features" / "customer_orders_v1.sql"
     original = model.read_text()
-    edit(model, "interval 30 days preceding", "interval 7 days preceding")
+    edit(model, "'window': '30 days'", "'window': '7 days'")
     result = run(locked, "check", code=1)
     assert "Error: customer_orders_v1 is released (in featurekit.lock) but its definition changed" in result.stderr
     assert "add a new version instead (a customer_orders_v3.sql" in result.stderr
@@ -78,7 +78,7 @@ def test_edited_release_fails_and_a_new_version_passes(locked):
 
 
 def test_lock_accepts_a_deliberate_change(locked):
-    edit(locked / "models" / "features" / "login_activity_v1.sql", "interval 7 days", "interval 8 days")
+    edit(locked / "models" / "features" / "login_activity_v1.sql", "'7 days'", "'8 days'")
     result = run(locked, "lock", "--accept", "customer_orders_v1", code=2)
     assert "--accept customer_orders_v1: not a locked feature view version whose definition changed" in result.stderr
     assert "login_activity_v1: re-locked" in run(locked, "lock", "--accept", "login_activity_v1", code=0).stdout
