@@ -93,6 +93,10 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, method, pat
     assert process.poll() is None
 
 
+def health_views(sets: dict, name: str) -> list[dict]:
+    return [{"view": ref} for s in sets["feature_sets"] if s["name"] == name for ref in s["views"]]
+
+
 @pytest.mark.slow
 def test_health_feature_sets_and_metrics(server, built_project):
     url, _, _ = server
@@ -101,10 +105,14 @@ def test_health_feature_sets_and_metrics(server, built_project):
     current = (built_project / "online" / "CURRENT").read_text().strip()
     assert status == 200 and health["status"] == "ok" and health["snapshot_id"] == current
     assert health["snapshot_age_seconds"] >= 0 and set(health["views"]) >= {"customer_orders_v1", "login_activity_v1"}
+    # the example's data ends in 2024: every view is past its SLA today, and says so
+    orders = health["views"]["customer_orders_v1"]
+    assert orders["stale"] is True and orders["status"] == "error" and orders["age_seconds"] > 86400
     status, sets = client.request("GET", "/v1/feature-sets")
     assert status == 200 and [s["name"] for s in sets["feature_sets"]] == ["churn_model", "churn_model_v2"]
     assert sets["feature_sets"][0]["key_types"] == {"customer_id": "BIGINT"}
-    client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 3}]})
+    status, served = client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 3}]})
+    assert served["stale_views"] == [v["view"] for v in health_views(sets, "churn_model")]
     status, metrics = client.request("GET", "/metrics")
     assert status == 200
     assert 'featurekit_requests_total{route="/v1/features",code="200"}' in metrics

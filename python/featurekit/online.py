@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import FeaturekitError
+from .freshness import freshness_status
 from .served_log import ServedLog
 from .snapshots import SnapshotDir
 from .timestamps import from_micros, now_micros, parse_utc, to_micros
@@ -93,6 +94,22 @@ class OnlineStore:
 
     def schema(self, feature_set: str) -> pa.Schema:
         return self._current().plan(feature_set).schema
+
+    def freshness(self, now=None) -> dict[str, dict]:
+        """Per view of the served snapshot: its newest data's age against the view's freshness
+        SLA, by `featurekit freshness`'s rule: {max_feature_ts, age_seconds, status, stale}."""
+        now = parse_utc(now, "now") if now is not None else from_micros(now_micros())
+        return {
+            ref: {
+                "max_feature_ts": view.get("max_feature_ts"),
+                **freshness_status(
+                    view.get("freshness") or {},
+                    parse_utc(view["max_feature_ts"]) if view.get("max_feature_ts") else None,
+                    now,
+                ),
+            }
+            for ref, view in self.manifest["views"].items()
+        }
 
     def get(self, feature_set: str, keys, request_ts=None):
         """One key (a dict, or a bare value for a single key column) -> one dict; a list of

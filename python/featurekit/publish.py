@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .catalog import feature_sets, feature_views
 from .errors import FeaturekitError
+from .freshness import freshness_sla
 from .project import Project, _ident, _sql_string
 from .snapshots import SnapshotDir, default_online_dir
 from .timestamps import iso, parse_utc
@@ -184,6 +185,8 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         "keys_count": keys,
         "future_rows": future,
         "max_feature_ts": iso(max_ts),
+        # the SLA travels with the snapshot: servers judge staleness without the dbt project
+        "freshness": freshness_sla(project.macros, spec),
     }
 
 

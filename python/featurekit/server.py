@@ -89,9 +89,11 @@ class FeatureServer(ThreadingHTTPServer):
                 raise HTTPError(400, str(e)) from None
         served = self.store.lookup(name, keys, request_ts)
         self.metrics.keys_served += len(keys)
+        freshness = self.store.freshness()
         return {
             "feature_set": name,
             "snapshot_id": served.snapshot_id,
+            "stale_views": [v["ref"] for v in sets[name]["views"] if freshness.get(v["ref"], {}).get("stale")],
             "request_ts": iso(served.request_ts),
             "columns": served.columns,
             "results": [dict(zip(served.columns, row)) for row in served.rows],
@@ -107,10 +109,7 @@ class FeatureServer(ThreadingHTTPServer):
             "as_of": manifest["as_of"],
             "snapshot_age_seconds": _age(manifest["built_at"], now),
             "data_age_seconds": _age(manifest["as_of"], now),
-            "views": {
-                ref: {"max_feature_ts": v["max_feature_ts"], "data_age_seconds": _age(v["max_feature_ts"], now)}
-                for ref, v in manifest["views"].items()
-            },
+            "views": self.store.freshness(),
             "reload_error": self.store.last_reload_error,
         }
 
