@@ -394,13 +394,12 @@ def summary(results: dict) -> tuple[list[dict], list[str]]:
     )
     stale = results["freshness_stale"]
     failing = [r["view"] for r in stale["views"] if r["status"] == "error"]
-    newest = max((r["online"] or r["warehouse"])["newest_feature_ts"] or "" for r in stale["views"])
     lines = [
         f"featurekit path: parity {sum(parity_fk['mismatches'].values())} mismatches over "
         f"{parity_fk['compared']:,} served vectors; skew flags {', '.join(results['skew_flagged']['featurekit']) or 'nothing'}",
         f"hand-written path: no error anywhere, yet parity finds {len(parity_hw['mismatches'])} diverging features: {diverging}",
         f"hand-written path: skew flags {', '.join(results['skew_flagged']['handwritten']) or 'nothing'}",
-        f"stale snapshot: freshness status {stale['status']} at {stale['now']} ({len(failing)} views past error_after; "
-        f"newest data {newest})",
+        f"stale snapshot: freshness status {stale['status']} at {stale['now']} ({len(failing)} of "
+        f"{len(stale['views'])} views past error_after)",
     ]
     return table, lines
