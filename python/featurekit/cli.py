@@ -14,8 +14,17 @@ from .dbt_runner import run_dbt
 from .project import Project
 from .training import DEFAULT_MEMORY_LIMIT, write_training_set
 
+# The online and monitoring commands need pyarrow and more (~0.3 s to import): load them on use.
+LAZY_COMMANDS = {
+    **{name: f"featurekit.cli_online:{name}_command" for name in ["publish", "rollback", "get", "serve"]},
+    **{
+        name: f"featurekit.cli_monitor:{name}_command"
+        for name in ["freshness", "parity", "skew", "lock", "check", "describe"]
+    },
+}
 
-@click.group(cls=FeaturekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=FeaturekitGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="featurekit")
 @click.option("--debug", is_flag=True, envvar="FEATUREKIT_DEBUG", help="Show full tracebacks on errors.")
 @click.pass_context
@@ -165,12 +174,3 @@ def demo_command(workdir, scale, project_dir):
     click.echo(format_table(table))
     click.echo("\n".join(lines))
     click.echo(f"chart: {Path(workdir) / 'demo.png'}; all results: {Path(workdir) / 'results.json'}")
-
-# The online and monitoring commands need pyarrow and more (~0.3 s to import): load them on use.
-main.lazy_commands = {
-    **{name: f"featurekit.cli_online:{name}_command" for name in ["publish", "rollback", "get", "serve"]},
-    **{
-        name: f"featurekit.cli_monitor:{name}_command"
-        for name in ["freshness", "parity", "skew", "lock", "check", "describe"]
-    },
-}

@@ -36,7 +36,9 @@ class FeaturekitGroup(click.Group):
     Commands named in `lazy_commands` ({name: "module:attribute"}) are imported only when run
     or listed, so that no command pays at start-up for another's libraries."""
 
-    lazy_commands: dict[str, str] = {}
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands or {}
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
