@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -42,9 +43,9 @@ def run_measured(command: list[str], cwd=None) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report")
         result = subprocess.run(
-            [sys.executable, "-S", "-c", _WRAPPER, report, *command], cwd=cwd, capture_output=True, text=True
+            [sys.executable, "-S", "-c", _WRAPPER, report, *command], cwd=cwd, capture_output=True, text=True, check=False
         )
-        seconds, cpu, peak_kib, code = open(report).read().split() if os.path.exists(report) else (0, 0, 0, -1)
+        seconds, cpu, peak_kib, code = Path(report).read_text().split() if os.path.exists(report) else (0, 0, 0, -1)
     if result.returncode != 0 or int(code) != 0:
         raise RuntimeError(f"{' '.join(command)} exited {code}:\n{(result.stdout + result.stderr)[-4000:]}")
     return Run(float(seconds), float(cpu), int(peak_kib) * 1024)  # Linux reports KiB

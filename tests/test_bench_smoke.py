@@ -1,0 +1,26 @@
+"""bench/train_set.py keeps working: at its tiny scale it generates data, builds the bench
+dbt project, runs featurekit train-set and both baselines, and they agree value by value.
+Timings are not checked here (they belong to the bench's own table)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_train_set_bench_runs_and_the_three_methods_agree(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "train_set.py"), "--scale", "tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("one view", "three views"))]
+    assert len(rows) == 6, result.stdout  # two cases x (featurekit, raw DuckDB, pandas)
+    assert all(row.split()[-1] == "yes" for row in rows), result.stdout  # same values
