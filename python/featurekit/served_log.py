@@ -34,6 +34,9 @@ META = [
 ]
 
 
+BATCH_SECONDS = 0.2
+
+
 class ServedLog:
     def __init__(self, log_dir, max_bytes: int = 64 << 20, max_seconds: float = 300.0, queue_size: int = 10_000):
         self.dir = Path(log_dir)
@@ -83,8 +86,11 @@ class ServedLog:
                 self._finish_all()
                 item[1].set()
                 continue
-            batch = [item]  # write whatever else is already queued in the same batch
-            while len(batch) < 1000:
+            # Let a batch gather before writing: one wake-up and one row group per batch keeps
+            # this thread off the GIL that the request threads need.
+            time.sleep(BATCH_SECONDS)
+            batch = [item]
+            while len(batch) < self._queue.maxsize:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
