@@ -48,7 +48,7 @@ join __fk_changed as c
         {%- for aggregate in spec.aggregates %}
         {{ featurekit_window_aggregate(aggregate, "e.__fk_ts > " ~ featurekit_add_seconds('i.feature_ts', -aggregate.window_seconds)) }} as {{ aggregate.name }},
         {%- endfor %}
-        max(e.__fk_loaded_at) as loaded_at
+        max(case when e.__fk_ts = i.feature_ts then e.__fk_loaded_at end) as loaded_at
     from __fk_instants as i
     left join __fk_events as e
       on {% for key in keys %}e.{{ key }} = i.{{ key }} and {% endfor %}e.__fk_ts <= i.feature_ts
@@ -57,23 +57,23 @@ join __fk_changed as c
 {% endmacro %}
 
 {#- DuckDB: one sorted stream per key of the events and an expiry marker (no values) at event
-    time + each window; a RANGE frame per window over integer microseconds (DuckDB's timestamp
-    resolution) makes (t - window, t] exact; peers share a frame, so the last row of each
-    instant is kept. fsum/favg add with compensated summation: a window's sum does not depend
-    on how the engine groups the additions, so incremental and full builds agree bit for bit. -#}
+    time + each window (union all: cheaper here than unnest of the offsets); a RANGE frame per
+    window over integer microseconds (DuckDB's timestamp resolution) makes (t - window, t]
+    exact; peers share a frame, so the last row of each instant is kept. fsum/favg add with
+    compensated summation: a window's sum does not depend on how the engine groups the
+    additions, so incremental and full builds agree bit for bit. -#}
 {% macro duckdb__featurekit_window_history(spec) %}
 {%- set partition = spec['keys'] | join(', ') %}
 {%- set functions = {'count': 'count', 'count_distinct': 'count', 'sum': 'fsum', 'avg': 'favg', 'min': 'min', 'max': 'max'} %}
     with __fk_stream as (
-        select
-            {{ partition }},
-            epoch_us(__fk_ts) + __fk_offset as __fk_us,
-            case when __fk_offset = 0 then 1 end as __fk_event,
-            case when __fk_offset = 0 then __fk_loaded_at end as __fk_loaded_at
-            {%- for column in spec.columns %},
-            case when __fk_offset = 0 then __fk_c{{ loop.index }} end as __fk_c{{ loop.index }}
-            {%- endfor %}
-        from __fk_events, unnest([0{% for seconds in spec.windows %}, {{ seconds * 1000000 }}{% endfor %}]) as __fk_offsets(__fk_offset)
+        select {{ partition }}, epoch_us(__fk_ts) as __fk_us, 1 as __fk_event, __fk_loaded_at
+            {%- for column in spec.columns %}, __fk_c{{ loop.index }}{% endfor %}
+        from __fk_events
+        {%- for seconds in spec.windows %}
+        union all
+        select {{ partition }}, epoch_us(__fk_ts) + {{ seconds * 1000000 }}, null, null{% for column in spec.columns %}, null{% endfor %}
+        from __fk_events
+        {%- endfor %}
     )
     select
         {{ partition }},
@@ -81,12 +81,13 @@ join __fk_changed as c
         {%- for aggregate in spec.aggregates %}
         {{ functions[aggregate.function] }}({{ 'distinct ' if aggregate.function == 'count_distinct' }}{{ aggregate.input or '__fk_event' }}) over __fk_last_{{ aggregate.window_seconds }} as {{ aggregate.name }},
         {%- endfor %}
-        max(__fk_loaded_at) over __fk_last_{{ spec.windows[-1] }} as loaded_at
+        max(__fk_loaded_at) over __fk_now as loaded_at
     from __fk_stream
     window
         {%- for seconds in spec.windows %}
         __fk_last_{{ seconds }} as (partition by {{ partition }} order by __fk_us range between {{ seconds * 1000000 - 1 }} preceding and current row),
         {%- endfor %}
+        __fk_now as (partition by {{ partition }} order by __fk_us range between current row and current row),
         __fk_instant as (partition by {{ partition }} order by __fk_us)
     qualify lead(__fk_us) over __fk_instant is distinct from __fk_us
 {% endmacro %}
