@@ -11,8 +11,10 @@ first and an incremental build (is_incremental()), and is absent after `dbt pars
 checksum is instead a SHA-256 over
   - the model's raw SQL (the Jinja source, refs as written) with whitespace runs collapsed,
     so line endings and indentation do not count;
-  - the source of each macro of this project the model calls (dbt's own macros are left out:
-    they change with the dbt version, not with the feature);
+  - the source of each macro of this project the model calls, directly or through other
+    macros, including every adapter implementation (`duckdb__x`, `default__x`) of a macro
+    `x` that dispatches: an edit to the DuckDB join changes DuckDB's numbers (dbt's own
+    macros are left out: they change with the dbt version, not with the feature);
   - the settings that change its values: entity, keys, timestamp and availability columns,
     ttl in seconds, and each feature's name, kind, source, unit and fill.
 Descriptions, owner and freshness are documentation and may change freely. Upstream models
@@ -75,16 +77,37 @@ def view_checksums(project: Project) -> dict[str, dict]:
     checksums = {}
     for ref, view in feature_views(project).items():
         node = nodes[view["unique_id"]]
-        called = sorted(m for m in node["depends_on"]["macros"] if macros.get(m, {}).get("package_name") == package)
+        called = _macro_closure(node["depends_on"]["macros"], macros, package)
         definition = {
             "sql": _collapse(node["raw_code"]),
-            "macros": {m: _collapse(macros[m]["macro_sql"]) for m in called},
+            "macros": {m: _collapse(macros[m]["macro_sql"]) for m in sorted(called)},
             "settings": {k: view[k] for k in _VALUE_SETTINGS},
             "features": [{k: f.get(k) for k in _FEATURE_SETTINGS} for f in view["features"]],
         }
         digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()
         checksums[ref] = {"sha256": digest, "model": node["original_file_path"]}
     return checksums
+
+
+def _macro_closure(direct: list[str], macros: dict, package: str) -> set[str]:
+    """The project's macros that `direct` reach: those they call, and the adapter
+    implementations of each (dbt records `adapter.dispatch('x')` as a call to x only)."""
+    ours = {uid: macro for uid, macro in macros.items() if macro.get("package_name") == package}
+    implementations: dict[str, list[str]] = {}
+    for uid, macro in ours.items():
+        adapter, separator, name = macro["name"].partition("__")
+        if separator and adapter:
+            implementations.setdefault(name, []).append(uid)
+    reached: set[str] = set()
+    pending = [uid for uid in direct if uid in ours]
+    while pending:
+        uid = pending.pop()
+        if uid in reached:
+            continue
+        reached.add(uid)
+        pending += [m for m in ours[uid]["depends_on"]["macros"] if m in ours]
+        pending += implementations.get(ours[uid]["name"], [])
+    return reached
 
 
 def check(project_dir=None, progress: Callable[[str], None] = _quiet) -> dict:
