@@ -19,7 +19,9 @@ US = timedelta(microseconds=1)
 VIEW = "customer_orders_v1"  # warn_after 1 day, error_after 3 days
 
 
-def newest(project, view=VIEW, where="true") -> datetime:
+def newest(project, view=VIEW, where="loaded_at IS NOT NULL") -> datetime:
+    """The newest feature_ts of the rows matching `where` (by default a window history's
+    event rows: those that record data)."""
     con = duckdb.connect(str(project / "warehouse.duckdb"), read_only=True)
     try:
         return con.execute(f"SELECT max(feature_ts) FROM {view} WHERE {where}").fetchall()[0][0]
@@ -77,10 +79,10 @@ def test_future_dated_rows_are_not_data_yet(built_project, tmp_path):
     project = copy_built_project(built_project, tmp_path / "project")
     newest_ts = newest(project)
     con = duckdb.connect(str(project / "warehouse.duckdb"))
-    try:  # a window-expiry row written ahead of time, 10 days after the newest real row
+    try:  # an order recorded ahead of time, 10 days after the newest one
         con.execute(
-            f"INSERT INTO {VIEW} (customer_id, feature_ts, orders_30d, order_value_30d) VALUES (1, ?, 0, 0)",
-            [newest_ts + timedelta(days=10)],
+            f"INSERT INTO {VIEW} (customer_id, feature_ts, orders_30d, order_value_30d, loaded_at) VALUES (1, ?, 1, 9.5, ?)",
+            [newest_ts + timedelta(days=10), newest_ts],
         )
     finally:
         con.close()
@@ -91,6 +93,18 @@ def test_future_dated_rows_are_not_data_yet(built_project, tmp_path):
     view = json.loads(freshness(project, VIEW, "--json", "--now", at(later)).stdout)["views"][0]
     assert view["warehouse"]["newest_feature_ts"] == (newest_ts + timedelta(days=10)).isoformat() + "+00:00"
     assert view["warehouse"]["status"] == "ok"
+
+
+def test_window_expiry_rows_do_not_make_a_stopped_pipeline_look_fresh(built_project):
+    """customer_orders_v1's history has a row 30 days after each order, when it leaves the
+    window; such rows are due without any new order, so they are not new data."""
+    newest_event = newest(built_project)
+    expiry = newest(built_project, VIEW, "loaded_at IS NULL")
+    assert expiry > newest_event + timedelta(days=3)  # the pipeline stopped long before it
+    report = json.loads(freshness(built_project, VIEW, "--json", "--now", at(expiry + US), code=1).stdout)
+    warehouse = report["views"][0]["warehouse"]
+    assert warehouse["newest_feature_ts"] == newest_event.isoformat() + "+00:00"
+    assert warehouse["status"] == "error"
 
 
 def test_availability_column_bounds_what_is_known(built_project):

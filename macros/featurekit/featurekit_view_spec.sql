@@ -41,6 +41,11 @@
     {{ exceptions.raise_compiler_error(where ~ ": document its feature columns under columns:") }}
   {%- endif -%}
   {%- set ttl = meta.get('ttl') -%}
+  {#- A window history's expiry rows record no new data: freshness reads its event rows. -#}
+  {%- set windowed = [] -%}
+  {%- for macro_id in node.depends_on.macros if macro_id.endswith('.featurekit_window_history') -%}
+    {%- do windowed.append(macro_id) -%}
+  {%- endfor -%}
   {{ return({
       'ref': ref_name,
       'name': node.name,
@@ -54,6 +59,7 @@
       'available_at': available_at,
       'ttl': ttl,
       'ttl_seconds': featurekit_interval_seconds(ttl, where) if ttl else none,
+      'windowed': windowed | length > 0,
       'freshness': meta.get('freshness') or {},
       'owner': meta.get('owner') or node.group,
       'description': node.description,

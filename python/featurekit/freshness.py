@@ -5,7 +5,9 @@ published online snapshot, against the view's config.meta.featurekit.freshness
 Statuses follow dbt source freshness: 'warn' once the age is strictly greater than
 warn_after, 'error' once it is strictly greater than error_after; a view with no data at all
 is 'error' when it has an error_after, else 'warn' when it has a warn_after. Rows dated after
-"now" (window-expiry rows written ahead of time) are not data yet and are ignored.
+"now" are not data yet and are ignored. A window history's expiry rows (an event leaving a
+window, loaded_at null) record no new data either: they would make a stopped pipeline look
+fresh for up to one window, so its newest data is its newest event row.
 
 freshness_sla() and freshness_status() are the two pieces the online store needs too: parse
 the SLA once (where the dbt manifest is at hand, e.g. at publish time), then judge an age at
@@ -114,15 +116,7 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
     if not views:
         return {}
     cutoff = f"CAST({_sql_string(now.isoformat(sep=' '))} AS TIMESTAMP)"
-    parts = []
-    for view in views:
-        condition = f"{view['timestamp']} <= {cutoff}"
-        if view["available_at"]:
-            condition += f" AND {view['available_at']} <= {cutoff}"
-        parts.append(
-            f"SELECT {_sql_string(view['ref'])} AS ref, max({view['timestamp']}) AS newest "
-            f"FROM {view['relation']} WHERE {condition}"
-        )
+    parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(view, cutoff)}) AS newest" for view in views]
     con = project.connect_warehouse()
     try:
         return dict(con.execute(" UNION ALL ".join(parts)).fetchall())
@@ -131,6 +125,17 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None
     finally:
         con.close()
+
+
+def newest_data_sql(view: dict, cutoff: str) -> str:
+    """A query for the greatest feature timestamp of `view`'s data rows known at `cutoff`
+    (a SQL timestamp expression)."""
+    condition = f"{view['timestamp']} <= {cutoff}"
+    if view["available_at"]:
+        condition += f" AND {view['available_at']} <= {cutoff}"
+    if view.get("windowed"):
+        condition += " AND loaded_at IS NOT NULL"
+    return f"SELECT max({view['timestamp']}) FROM {view['relation']} WHERE {condition}"
 
 
 def _current_snapshot(online_dir) -> dict | None:
