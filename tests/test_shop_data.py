@@ -18,7 +18,7 @@ COLUMNS = {
     "raw_customers": ["customer_id", "valid_from", "region", "plan", "loaded_at"],
     "raw_orders": ["order_id", "customer_id", "order_ts", "order_value", "status", "loaded_at"],
     "raw_support_tickets": ["ticket_id", "customer_id", "opened_ts", "priority", "satisfaction", "loaded_at"],
-    "raw_logins": ["customer_id", "login_ts", "device"],
+    "raw_logins": ["customer_id", "login_ts", "device", "loaded_at"],
     "churn_labels": ["customer_id", "label_ts", "churned"],
 }
 TIMESTAMPS = {"valid_from", "loaded_at", "order_ts", "opened_ts", "login_ts", "label_ts"}
@@ -127,6 +127,7 @@ def test_event_invariants(shop):
     assert orders.order_id.is_unique and tickets.ticket_id.is_unique
     assert (orders.loaded_at >= orders.order_ts).all()
     assert (tickets.loaded_at >= tickets.opened_ts).all()
+    assert (logins.loaded_at >= logins.login_ts).all()
     assert (orders.order_value > 0).all()
     assert (orders.order_value.round(2) == orders.order_value).all()
     assert 0.08 <= (orders.status == "returned").mean() <= 0.15

@@ -67,7 +67,7 @@ SCHEMAS = {
          ("priority", pa.string()), ("satisfaction", pa.int64()), ("loaded_at", TS)]
     ),
     "raw_logins": pa.schema(
-        [("customer_id", pa.int64()), ("login_ts", TS), ("device", pa.string())]
+        [("customer_id", pa.int64()), ("login_ts", TS), ("device", pa.string()), ("loaded_at", TS)]
     ),
     "churn_labels": pa.schema(
         [("customer_id", pa.int64()), ("label_ts", TS), ("churned", pa.int64())]
@@ -304,13 +304,17 @@ def _block(rng, first_id: int, n: int) -> dict[str, dict]:
     ids = np.arange(first_id, first_id + n, dtype=np.int64)
     lat = _latent(rng, n)
     orders = _orders(rng, lat, ids)
-    return {
+    block = {
         "raw_customers": _customers(rng, lat, ids),
         "raw_orders": orders,
         "raw_support_tickets": _tickets(rng, lat, ids),
         "raw_logins": _logins(rng, lat, ids),
         "churn_labels": _labels(rng, lat, ids, orders),
     }
+    # Drawn last, so that adding login load times left every other table as it was.
+    logins = block["raw_logins"]
+    logins["loaded_at"] = logins["login_ts"] + _load_delay(rng, logins["login_ts"].size)
+    return block
 
 
 def _arrow(name: str, cols: dict) -> pa.Table:
