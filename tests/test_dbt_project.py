@@ -20,7 +20,10 @@ from conftest import copy_project, featurekit_cli
 
 pytestmark = pytest.mark.slow  # real dbt builds in tmp copies
 
-FEATURE_VIEWS = ["customer_profile_v1", "customer_orders_v1", "customer_orders_v2", "last_purchase_v1", "support_tickets_v1", "login_activity_v1"]
+FEATURE_VIEWS = [
+    "customer_profile_v1", "customer_orders_v1", "customer_orders_v2", "last_purchase_v1", "support_tickets_v1",
+    "support_tickets_v2", "login_activity_v1", "login_activity_v2", "order_velocity_v1",
+]
 
 
 def dbt(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -229,12 +232,12 @@ NEW_ROWS = {
         {"ticket_id": "900001", "customer_id": "7", "opened_ts": "2024-11-03 10:00:00", "priority": "high", "satisfaction": "", "loaded_at": "2024-11-03 10:05:00"},
         {"ticket_id": "900002", "customer_id": "1501", "opened_ts": "2024-11-04 10:00:00", "priority": "low", "satisfaction": "5", "loaded_at": "2024-11-04 10:02:00"},
     ],
-    # Logins carry no load time, so login_activity_v1 only picks up logins later than its
-    # newest row: a late-arriving login would be missed by an incremental run (by design).
+    # login_activity_v1 goes by login time, not load time: it only picks up logins later than
+    # its newest row (tests/test_windows_dbt.py shows it missing a late one; v2 does not).
     "raw_logins": [
-        {"customer_id": "7", "login_ts": "2024-11-03 08:00:00", "device": "web"},
-        {"customer_id": "7", "login_ts": "2024-11-03 08:00:00", "device": "ios"},
-        {"customer_id": "1501", "login_ts": "2024-11-05 20:00:00", "device": "android"},
+        {"customer_id": "7", "login_ts": "2024-11-03 08:00:00", "device": "web", "loaded_at": "2024-11-03 08:10:00"},
+        {"customer_id": "7", "login_ts": "2024-11-03 08:00:00", "device": "ios", "loaded_at": "2024-11-03 08:10:00"},
+        {"customer_id": "1501", "login_ts": "2024-11-05 20:00:00", "device": "android", "loaded_at": "2024-11-05 20:30:00"},
     ],
 }
 

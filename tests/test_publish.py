@@ -38,6 +38,7 @@ def test_refresh_publishes_a_snapshot_with_its_manifest(built_project):
     assert set(manifest["views"]) == {
         "customer_profile_v1", "customer_orders_v1", "customer_orders_v2",
         "last_purchase_v1", "support_tickets_v1", "login_activity_v1",
+        "support_tickets_v2", "login_activity_v2", "order_velocity_v1",
     }
     profile = manifest["views"]["customer_profile_v1"]
     assert profile["rows"] == profile["keys_count"] == 1500 and profile["future_rows"] == 0

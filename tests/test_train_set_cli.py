@@ -116,7 +116,8 @@ def test_bad_labels(built_project, workdir, case):
         (
             ["--features", "orders_v1"],
             "--features: unknown feature view 'orders_v1'; known views: customer_orders_v1, customer_orders_v2, "
-            "customer_profile_v1, last_purchase_v1, login_activity_v1, order_velocity_v1, support_tickets_v1",
+            "customer_profile_v1, last_purchase_v1, login_activity_v1, login_activity_v2, order_velocity_v1, "
+            "support_tickets_v1, support_tickets_v2",
         ),
         (
             ["--features", "customer_orders_v9"],

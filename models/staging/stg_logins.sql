@@ -6,7 +6,8 @@ final as (
     select
         cast(customer_id as bigint) as customer_id,
         cast(login_ts as timestamp) as login_ts,
-        device
+        device,
+        cast(loaded_at as timestamp) as loaded_at
     from source
 )
 

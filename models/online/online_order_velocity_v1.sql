@@ -1,0 +1,1 @@
+{{ featurekit_online_table(ref('order_velocity', v=1)) }}
