@@ -46,8 +46,8 @@ def featurekit_cli(*args: str, cwd: Path | None = None, check: bool = True) -> s
 
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory) -> Path:
-    """The example project, built once with `featurekit refresh` (a real dbt build).
+    """The example project, built once with `featurekit refresh` of every node (a real dbt build).
     Tests must not modify it; copy it with copy_project() to change things."""
     project = copy_project(tmp_path_factory.mktemp("built") / "project")
-    featurekit_cli("refresh", "--project-dir", str(project))
+    featurekit_cli("refresh", "--select", "featurekit", "--project-dir", str(project))  # all, training models too
     return project

@@ -128,20 +128,22 @@ def dbt_command(args, project_dir, warehouse):
 @click.option("--select", "select", help="Build only these dbt nodes (dbt selection syntax).")
 @project_options
 def refresh(select, project_dir, warehouse):
-    """Build the feature views with dbt (seeds, models, tests), then publish the online
-    tables, so that training sets and serving read current data. A failure at any step
-    leaves the current online snapshot serving.
+    """Build the serving path with dbt (the online tables and everything they read: seeds,
+    staging, feature views), then publish the online tables, so that training sets and
+    serving read current data. A failure at any step leaves the current online snapshot
+    serving. The full `dbt build` (training models, every dbt test) is CI's job; --select
+    builds the nodes given instead, with their tests.
 
     \b
     Example:
       featurekit refresh
       featurekit refresh --select customer_orders+
     """
-    from .publish import publish
+    from .publish import REFRESH_DBT_ARGS, publish
 
     project = Project(project_dir, warehouse)
     echo_progress(f"dbt build in {project.root}")
-    run_dbt(project, "build", *(["--select", select] if select else []))
+    run_dbt(project, "build", *(["--select", select] if select else REFRESH_DBT_ARGS))
     publish(project.root, project.warehouse, progress=echo_progress)
 
 

@@ -30,6 +30,13 @@ from .timestamps import iso, parse_utc
 
 DEFAULT_KEEP = 5
 
+# What `featurekit refresh` asks dbt to build: the online tables and everything upstream of
+# them, without the dbt tests. Those scan whole histories (20 s of a 1M-key refresh) and
+# run in the full `dbt build`; what serving relies on, one row per key and instant in the
+# rows an online table reads, is checked by every online table build
+# (featurekit_online_materialization.sql).
+REFRESH_DBT_ARGS = ["--select", "+path:models/online", "--exclude-resource-type", "test"]
+
 
 def _quiet(message: str) -> None:
     pass
@@ -127,11 +134,13 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
     con = project.connect_warehouse()
     try:
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
+        con.execute("BEGIN")  # one commit for all tables: written straight to the file, no WAL to replay
         view_records = {}
         for ref, view in views.items():
             progress(f"copying {ref}")
             view_records[ref] = _copy_view(con, project, ref, view, as_of)
         set_records = {spec["name"]: _feature_set_record(con, project, snapshots, spec, view_records) for spec in specs}
+        con.execute("COMMIT")
         con.execute("DETACH __fk_snapshot")
     finally:
         con.close()
@@ -159,21 +168,20 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         source = project.macros.call("featurekit_online_rows", spec, literal)
     table = f"__fk_snapshot.main.{_ident(ref)}"
     try:  # unsorted: the online store sorts when it loads
-        con.execute(f"CREATE TABLE {table} AS {source}")
+        con.execute(f"CREATE TABLE {table} AS SELECT * EXCLUDE (__fk_as_of) FROM ({source})")
+        view_as_of = as_of or con.execute(f"SELECT min(__fk_as_of) FROM {view['relation']}").fetchall()[0][0]
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
             f"cannot read the online rows of {ref} ({view['relation']}): {first}; run `featurekit refresh` (or `dbt build`)"
         ) from None
-    rows, keys, view_as_of, future, max_ts = con.execute(
-        f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), min(__fk_as_of), "
-        f"count(*) FILTER (WHERE __fk_at >= __fk_as_of), max(__fk_feature_ts) FILTER (WHERE __fk_at < __fk_as_of) "
+    at = "cast(" + _sql_string(view_as_of.isoformat(sep=" ")) + " as timestamp)" if view_as_of else "NULL"
+    rows, keys, future, max_ts = con.execute(
+        f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), "
+        f"count(*) FILTER (WHERE __fk_at >= {at}), max(__fk_feature_ts) FILTER (WHERE __fk_at < {at}) "
         f"FROM {table}"
     ).fetchall()[0]
-    con.execute(f"ALTER TABLE {table} DROP COLUMN __fk_as_of")
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
-    if view_as_of is None:  # an empty view: the time comes from the source instead
-        view_as_of = as_of or con.execute(f"SELECT max(__fk_as_of) FROM ({source})").fetchall()[0][0]
     return {
         "table": ref,
         "model": view["model"],
