@@ -2,7 +2,8 @@
     {{ featurekit_online_table(ref('customer_orders', v=1)) }}
     and `featurekit publish` copies it into a serving snapshot. Its rows are those of
     featurekit_online_rows at var('featurekit_as_of') (a UTC timestamp), by default the
-    time the dbt run started. -#}
+    time the dbt run started (featurekit_online_as_of). The featurekit_online
+    materialization (dbt_project.yml) builds it incrementally. -#}
 {% macro featurekit_online_table(view_relation) %}
   {%- if not execute -%}
     {{ return('select 1 as __fk_parsing') }}
@@ -15,6 +16,5 @@
   {%- if model.name != 'online_' ~ view.ref -%}
     {{ exceptions.raise_compiler_error(model.original_file_path ~ ": the online table of " ~ view.ref ~ " must be named online_" ~ view.ref ~ ", which is where `featurekit publish` looks for it") }}
   {%- endif -%}
-  {%- set as_of = var('featurekit_as_of', none) or run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') -%}
-  {{ return(featurekit_online_rows(view, "cast('" ~ as_of ~ "' as timestamp)")) }}
+  {{ return(featurekit_online_rows(view, featurekit_online_as_of())) }}
 {% endmacro %}

@@ -1,0 +1,209 @@
+{#- Online tables (models/online/, materialized: featurekit_online) rebuilt incrementally:
+    only the keys whose feature view holds rows loaded since the previous build are
+    recomputed, so a refresh costs in proportion to the new data, not to the history.
+
+    The online rows of a key (featurekit_online_rows) depend only on that key's view rows and
+    the as-of time. Between two builds at as-of times A0 <= A1:
+    - a key with new view rows: its rows are deleted and computed again at A1;
+    - any other key: its view rows are unchanged, so its rows at A1 follow from the stored
+      ones (the current row at A0 and every row from A0 on): drop those that a row becoming
+      visible in [A0, A1) now hides.
+    The result equals a full build at A1 (tests/test_online_incremental.py proves it).
+
+    "New rows" are found by a load watermark W, the greatest value of the view's change
+    column at the previous build: its availability column, else its loaded_at column (the
+    load time every featurekit window view and the example views carry). This is the
+    contract the views' own incremental builds rely on: each load's times are later than
+    every earlier load's, and a build touches only keys with rows loaded after the
+    watermark. A view without either column is rebuilt in full every time.
+
+    A view dropped and built again (to take in restated, deleted or late events older than
+    its watermark) breaks that contract: the count and sum of the change column over its
+    rows loaded up to W, kept from the previous build, then differ, and the online table
+    is rebuilt in full. So does an earlier as-of time, a missing state or --full-refresh.
+    The state (as-of, watermark, count, sum) is a one-row table <online table>__fk_state.
+
+    Each build also checks that no (keys, feature timestamp) repeats, since the
+    point-in-time pick among such rows is arbitrary: a full build over the whole view, an
+    incremental one over the rows loaded since the last (the view's own
+    featurekit_unique_history test, over the whole history, runs in `dbt build`). -#}
+{% materialization featurekit_online, default %}
+  {%- set view = featurekit_feature_views()[model.name[7:]] -%}
+  {%- set as_of = featurekit_online_as_of() -%}
+  {%- set target = this.incorporate(type='table') -%}
+  {%- set existing = load_cached_relation(this) -%}
+  {%- set state = this.incorporate(path={'identifier': this.identifier ~ '__fk_state'}, type='table') -%}
+  {%- set plan = featurekit_online_plan(view, as_of, existing, state) -%}
+
+  {{ run_hooks(pre_hooks) }}
+  {%- if plan.incremental -%}
+    {%- set changed = featurekit_online_changed_keys(view, plan.column, plan.watermark) -%}
+    {{ featurekit_online_check_unique(view, plan.column ~ ' > ' ~ plan.watermark) }}
+    {% call statement('main') %}
+      {{ featurekit_online_delete_keys(target, view['keys'], changed) }};
+      {{ featurekit_online_delete_hidden(target, view['keys'], plan.as_of, as_of) }};
+      update {{ target }} set __fk_as_of = {{ as_of }};
+      insert into {{ target }}
+      {{ featurekit_online_rows(featurekit_online_restricted(view, changed), as_of) }}
+    {% endcall %}
+  {%- else -%}
+    {%- set intermediate = make_intermediate_relation(target) -%}
+    {%- set backup = make_backup_relation(target, 'table') -%}
+    {{ drop_relation_if_exists(intermediate) }}
+    {{ drop_relation_if_exists(backup) }}
+    {{ featurekit_online_check_unique(view, none) }}
+    {% call statement('main') %}
+      {{ get_create_table_as_sql(False, intermediate, sql) }}
+    {% endcall %}
+    {%- if existing is not none -%}
+      {{ adapter.rename_relation(existing, backup) }}
+    {%- endif -%}
+    {{ adapter.rename_relation(intermediate, target) }}
+  {%- endif -%}
+  {{ featurekit_online_save_state(state, plan, as_of) }}
+  {{ run_hooks(post_hooks) }}
+  {{ adapter.commit() }}
+  {%- if not plan.incremental -%}
+    {{ drop_relation_if_exists(backup) }}
+  {%- endif -%}
+  {{ return({'relations': [target]}) }}
+{% endmaterialization %}
+
+{#- The as-of time of this run's online tables (a SQL timestamp expression):
+    var('featurekit_as_of') (a UTC time), by default the time the dbt run started. -#}
+{% macro featurekit_online_as_of() %}
+  {%- set as_of = var('featurekit_as_of', none) or run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') -%}
+  {{ return("cast('" ~ as_of ~ "' as timestamp)") }}
+{% endmacro %}
+
+{#- Whether the build can be incremental, from the stored state: {incremental, column, as_of
+    and watermark (the previous ones), new_watermark, rows, digest (the new state)}. Reads
+    the view's change column twice: the rows up to the watermark (compared with the state)
+    and the rows after it (zone maps skip most of the table). -#}
+{% macro featurekit_online_plan(view, as_of, existing, state) %}
+  {%- set names = run_query('select * from ' ~ view.relation ~ ' where 1 = 0').column_names | map('lower') | list -%}
+  {%- set column = view.available_at or ('loaded_at' if 'loaded_at' in names else none) -%}
+  {%- set plan = {'incremental': false, 'column': column, 'as_of': none, 'watermark': none} -%}
+  {%- if column is none -%}
+    {{ return(plan) }}
+  {%- endif -%}
+  {%- set previous = none -%}
+  {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none -%}
+    {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ ' >= as_of from ' ~ state).rows -%}
+    {%- set previous = rows[0] if rows | length == 1 and rows[0][4] and rows[0][1] is not none else none -%}
+  {%- endif -%}
+  {%- if previous is not none -%}
+    {%- set watermark = "cast('" ~ previous[1] ~ "' as timestamp)" -%}
+    {%- set before = featurekit_online_summary(view, column, column ~ ' <= ' ~ watermark) -%}
+    {%- if before.rows == previous[2] and before.digest == previous[3] | int -%}
+      {%- set after = featurekit_online_summary(view, column, column ~ ' > ' ~ watermark) -%}
+      {%- do plan.update({
+          'incremental': true,
+          'as_of': "cast('" ~ previous[0] ~ "' as timestamp)",
+          'watermark': watermark,
+          'new_watermark': after.newest or previous[1],
+          'rows': before.rows + after.rows,
+          'digest': before.digest + after.digest,
+      }) -%}
+      {{ return(plan) }}
+    {%- endif -%}
+  {%- endif -%}
+  {%- set all = featurekit_online_summary(view, column, column ~ ' is not null') -%}
+  {%- do plan.update({'new_watermark': all.newest, 'rows': all.rows, 'digest': all.digest}) -%}
+  {{ return(plan) }}
+{% endmacro %}
+
+{#- The view's rows where `condition` holds: how many, the newest change time and an exact
+    order-independent digest of the change times (a whole number). -#}
+{% macro featurekit_online_summary(view, column, condition) %}
+  {%- set row = run_query('select count(*), max(' ~ column ~ '), ' ~ featurekit_online_digest(column)
+      ~ ' from ' ~ view.relation ~ ' where ' ~ condition).rows[0] -%}
+  {{ return({'rows': row[0], 'newest': row[1], 'digest': (row[2] or 0) | int}) }}
+{% endmacro %}
+
+{#- The sum of a timestamp column as whole numbers, as text (exact, whatever the order). -#}
+{% macro featurekit_online_digest(column) %}
+  {{ return(adapter.dispatch('featurekit_online_digest', 'featurekit')(column)) }}
+{% endmacro %}
+
+{% macro default__featurekit_online_digest(column) %}
+  {{ return('cast(sum(cast(extract(epoch from ' ~ column ~ ') as bigint)) as varchar)') }}
+{% endmacro %}
+
+{% macro duckdb__featurekit_online_digest(column) %}
+  {{ return('cast(sum(epoch_us(' ~ column ~ ')) as varchar)') }}
+{% endmacro %}
+
+{#- The keys with view rows loaded after the watermark, as a subquery. -#}
+{% macro featurekit_online_changed_keys(view, column, watermark) %}
+  {{ return('(select distinct ' ~ view['keys'] | join(', ') ~ ' from ' ~ view.relation ~ ' where ' ~ column ~ ' > ' ~ watermark ~ ')') }}
+{% endmacro %}
+
+{#- The view restricted to the changed keys (its timeline is per key, so this gives those
+    keys' rows exactly). -#}
+{% macro featurekit_online_restricted(view, changed) %}
+  {%- set restricted = {} -%}
+  {%- do restricted.update(view) -%}
+  {%- do restricted.update({'relation': '(select * from ' ~ view.relation ~ ' as __fk_v where ' ~ featurekit_online_key_in('__fk_v', view['keys'], changed) ~ ')'}) -%}
+  {{ return(restricted) }}
+{% endmacro %}
+
+{% macro featurekit_online_key_in(alias, keys, changed) %}
+  {{ return('exists (select 1 from ' ~ changed ~ ' as __fk_c where ' ~ featurekit_online_same_key('__fk_c', alias, keys) ~ ')') }}
+{% endmacro %}
+
+{% macro featurekit_online_same_key(a, b, keys) %}
+  {%- set parts = [] -%}
+  {%- for key in keys -%}
+    {%- do parts.append(a ~ '.' ~ key ~ ' = ' ~ b ~ '.' ~ key) -%}
+  {%- endfor -%}
+  {{ return(parts | join(' and ')) }}
+{% endmacro %}
+
+{% macro featurekit_online_delete_keys(target, keys, changed) %}
+  delete from {{ target }} as __fk_t where {{ featurekit_online_key_in('__fk_t', keys, changed) }}
+{% endmacro %}
+
+{#- The rows an advance of the as-of time from A0 to A1 hides: per key, those before the
+    newest row visible at A1, when that row became visible in [A0, A1). -#}
+{% macro featurekit_online_delete_hidden(target, keys, previous_as_of, as_of) %}
+  delete from {{ target }} as __fk_t
+  where __fk_t.__fk_at < {{ as_of }}
+    and exists (
+        select 1 from {{ target }} as __fk_n
+        where {{ featurekit_online_same_key('__fk_n', '__fk_t', keys) }}
+          and __fk_n.__fk_at >= {{ previous_as_of }} and __fk_n.__fk_at < {{ as_of }}
+          and __fk_n.__fk_at > __fk_t.__fk_at
+    )
+{% endmacro %}
+
+{#- Fails the build when rows repeat a (keys, feature timestamp): the join would pick among
+    them arbitrarily. `where`: only the rows loaded since the last build (none: all rows);
+    an incremental view build replaces the rows of the keys and instants it writes
+    (delete+insert on them), so only its new rows can repeat one. -#}
+{% macro featurekit_online_check_unique(view, where) %}
+  {%- set columns = view['keys'] + [view.timestamp] -%}
+  {%- set found = run_query(
+      'select ' ~ columns | join(', ') ~ ', count(*) from ' ~ view.relation ~ (' where ' ~ where if where else '')
+      ~ ' group by ' ~ columns | join(', ') ~ ' having count(*) > 1 limit 1').rows -%}
+  {%- if found | length > 0 -%}
+    {{ exceptions.raise_compiler_error(view.ref ~ ": (" ~ columns | join(', ') ~ ") = " ~ found[0][:-1] | list ~ " occurs " ~ found[0][-1] ~ " times; the online table needs one row per key and instant (the view's featurekit_unique_history test)") }}
+  {%- endif -%}
+{% endmacro %}
+
+{% macro featurekit_online_save_state(state, plan, as_of) %}
+  {%- if plan.column is none -%}
+    {{ drop_relation_if_exists(state) }}
+    {{ return('') }}
+  {%- endif -%}
+  {%- set watermark = "cast('" ~ plan.new_watermark ~ "' as timestamp)" if plan.new_watermark is not none else 'cast(null as timestamp)' -%}
+  {%- set tmp = state.incorporate(path={'identifier': state.identifier ~ '__tmp'}) -%}
+  {{ drop_relation_if_exists(tmp) }}
+  {% call statement('featurekit_online_state') %}
+    {{ get_create_table_as_sql(False, tmp,
+        'select ' ~ as_of ~ ' as as_of, ' ~ watermark ~ ' as watermark, cast(' ~ plan.rows ~ ' as bigint) as rows_loaded, '
+        ~ "cast('" ~ (plan.digest or 0) ~ "' as varchar) as digest") }}
+  {% endcall %}
+  {{ drop_relation_if_exists(state) }}
+  {{ adapter.rename_relation(tmp, state) }}
+{% endmacro %}
