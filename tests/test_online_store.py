@@ -4,7 +4,7 @@ served-feature log."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow.parquet as pq
@@ -149,3 +149,24 @@ def test_served_log_drops_and_counts_instead_of_blocking(built_project, tmp_path
     written = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "churn_model").glob("served-*.parquet"))
     assert store.log.dropped > 0
     assert written + store.log.dropped == 2000 == store.log.written_rows + store.log.dropped
+
+
+@pytest.mark.slow
+def test_a_batch_equals_its_keys_looked_up_one_by_one(project):
+    """From BATCH keys on, a lookup computes the keys together (numpy, a view at a time):
+    the same values and types as one key at a time, known or not, with future rows held
+    (a snapshot as of June: window expiries ahead), at and a microsecond around row instants."""
+    from featurekit.online import BATCH
+
+    publish(project, as_of="2024-06-01T00:00:00Z")
+    store = OnlineStore(project / "online")
+    with duckdb.connect(str(project / "online" / f"{store.snapshot_id}.duckdb"), read_only=True) as con:
+        instants = [r[0] for r in con.sql("SELECT __fk_at FROM customer_orders_v1 WHERE __fk_at >= '2024-06-01' ORDER BY __fk_at LIMIT 3").fetchall()]
+    times = ["2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z", "2024-07-15T08:30:00Z", "2024-11-30T00:00:00Z"]
+    times += [t + timedelta(microseconds=d) for t in instants for d in (-1, 0, 1)]
+    keys = list(range(0, 1503))  # 0 and 1501-1502 are unknown
+    assert len(keys) >= BATCH
+    for feature_set in store.feature_sets():
+        for at in times:
+            batch = store.get(feature_set, keys, request_ts=at)
+            assert repr(batch) == repr([store.get(feature_set, key, request_ts=at) for key in keys]), (feature_set, at)

@@ -33,6 +33,7 @@ from .snapshots import SnapshotDir
 from .timestamps import from_micros, now_micros, parse_utc, to_micros
 
 MICROS = 1_000_000
+BATCH = 16  # from this many keys a lookup computes them together (_Plan.vectors)
 _VISIBLE_AT = itemgetter(0)
 
 
@@ -131,7 +132,8 @@ class OnlineStore:
         plan = snapshot.plan(feature_set)
         served_at = now_micros()
         request_us = served_at if request_ts is None else to_micros(parse_utc(request_ts, "request_ts"))
-        rows = [plan.vector(plan.key_values(key), request_us) for key in keys]
+        keys = [plan.key_values(key) for key in keys]
+        rows = plan.vectors(keys, request_us) if len(keys) >= BATCH else [plan.vector(key, request_us) for key in keys]
         served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema)
         if self.log is not None:
             self.log.submit(served, plan.logged_schema, served_at)
@@ -182,7 +184,11 @@ class _Snapshot:
     def __init__(self, snapshot_id: str, manifest: dict, indexes: dict):
         self.id = snapshot_id
         self.manifest = manifest
-        self._plans = {name: _Plan(spec, indexes) for name, spec in manifest["feature_sets"].items()}
+        by_keys: dict[tuple, list] = {}
+        for ref, index in indexes.items():
+            by_keys.setdefault(tuple(manifest["views"][ref]["keys"]), []).append(index)
+        entities = {keys: _Entity(views) for keys, views in by_keys.items()}
+        self._plans = {name: _Plan(spec, indexes, entities) for name, spec in manifest["feature_sets"].items()}
 
     def plan(self, feature_set: str) -> "_Plan":
         try:
@@ -244,6 +250,9 @@ class _ViewIndex:
             columns.append(_micros(table[source]) if form == "us" else _values(pc.cast(table[source], out_type)))
         rows = list(zip(*columns))
         key_values = _values(table[keys[0]]) if len(keys) == 1 else list(zip(*(_values(table[k]) for k in keys)))
+        self._batch_columns(columns, wanted)
+        # a key's rows are contiguous (sorted): its first row and how many
+        self.keys, self.starts, self.counts = _runs(key_values)
         self.by_key = dict(zip(key_values, rows))
         if len(self.by_key) != len(rows):
             self.by_key = {}
@@ -255,6 +264,70 @@ class _ViewIndex:
                     found.append(row)
                 else:
                     self.by_key[key] = [found, row]
+
+
+    def _batch_columns(self, columns: list, wanted: dict) -> None:
+        """The same rows as numpy arrays, for batches (_Plan.vectors): __fk_at and the
+        feature timestamp in microseconds; `values`, one row per row, each value source
+        (column value_at[slot]) and last the feature timestamp, as the very Python objects
+        the row tuples hold, with `present` false where null; `micros` and
+        `micros_present` for the sources of request-time features."""
+        self.at, self.feature_us = np.asarray(columns[0], dtype=np.int64), np.asarray(columns[1], dtype=np.int64)
+        sources = [self.slots[key] for key in wanted if key[0] == "value"]
+        self.value_at = {slot: j for j, slot in enumerate(sources)}
+        self.values = np.empty((len(columns[0]), len(sources) + 1), dtype=object)
+        self.present = np.ones(self.values.shape, dtype=bool)
+        self.micros, self.micros_present = {}, {}
+        for j, slot in enumerate(sources + [2]):
+            self.values[:, j] = _objects(columns[slot])
+            if slot != 2:
+                self.present[:, j] = np.fromiter((v is not None for v in columns[slot]), dtype=bool, count=len(columns[slot]))
+        for (form, source) in wanted:
+            if form == "us":
+                slot = self.slots[(form, source)]
+                present = np.fromiter((v is not None for v in columns[slot]), dtype=bool, count=len(columns[slot]))
+                self.micros[slot] = np.asarray([v if v is not None else 0 for v in columns[slot]], dtype=np.int64)
+                self.micros_present[slot] = present
+
+
+def _objects(values) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _runs(key_values) -> tuple[list, np.ndarray, np.ndarray]:
+    """Sorted key values as runs: the distinct keys, each one's first position and length."""
+    keys, starts = [], []
+    previous = object()
+    for position, key in enumerate(key_values):
+        if key != previous:
+            keys.append(key)
+            starts.append(position)
+            previous = key
+    starts = np.asarray(starts, dtype=np.int64)
+    return keys, starts, np.diff(np.append(starts, len(key_values)))
+
+
+class _Entity:
+    """The keys of the views that share key columns, numbered, and per view the position
+    and count of each numbered key's rows (-1 and 0 when it has none): a batch looks each
+    key up once here instead of once per view."""
+
+    def __init__(self, views: list):
+        self.ids: dict = {}
+        for view in views:
+            for key in view.keys:
+                self.ids.setdefault(key, len(self.ids))
+        for view in views:
+            at = np.fromiter((self.ids[key] for key in view.keys), dtype=np.int64, count=len(view.keys))
+            # one more slot, the last: an unknown key (id -1) finds no rows there
+            view.first = np.full(len(self.ids) + 1, -1, dtype=np.int64)
+            view.first[at] = view.starts
+            view.many = np.zeros(len(self.ids) + 1, dtype=np.int64)
+            view.many[at] = view.counts
+            view.max_rows = int(view.counts.max()) if len(view.counts) else 0
+            del view.keys, view.starts, view.counts  # only needed until numbered
 
 
 def _micros(column: pa.ChunkedArray) -> tuple:
@@ -283,13 +356,14 @@ class _Plan:
     """How to make one feature set's vector: per view its rows, ttl and feature steps, laid
     out for speed (this loop is the whole cost of a lookup)."""
 
-    def __init__(self, spec: dict, indexes: dict):
+    def __init__(self, spec: dict, indexes: dict, entities: dict):
         self.keys = spec["keys"]
         self.logged_schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow_schema"])))
         ages = [f"{view['ref']}__age_seconds" for view in spec["views"]]
         self.columns = list(self.logged_schema.names) + ages
         self.schema = pa.schema(list(self.logged_schema) + [pa.field(a, pa.float64()) for a in ages])
         self.views = []
+        self.entities, self.batch = {}, []  # for vectors()
         for view in spec["views"]:
             index = indexes[view["ref"]]
             steps, fills = [], []
@@ -304,6 +378,18 @@ class _Plan:
                     steps.append((index.slots[("value", feature["source"])], None, fill, None))
             plain = all(unit is None for _, unit, _, _ in steps)
             key_at = [self.keys.index(k) for k in view["keys"]]
+            entity = entities[tuple(view["keys"])]
+            self.entities.setdefault(id(entity), (entity, key_at[0] if len(key_at) == 1 else key_at))
+            # its output columns (features, then feature timestamp) from index.values; a
+            # request-time feature takes column 0 there and is computed over it after
+            last = index.values.shape[1] - 1
+            columns = [index.value_at[slot] if unit is None else 0 for slot, unit, _, _ in steps] + [last]
+            computed = [(i, slot, unit, fill, cast) for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None]
+            self.batch.append((
+                index, id(entity), view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
+                None if columns == list(range(last + 1)) else np.asarray(columns, dtype=np.int64),
+                _objects(fills + [None]), computed,
+            ))
             self.views.append((
                 index.by_key,
                 view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
@@ -362,6 +448,55 @@ class _Plan:
             ages.append((request_us - row[1]) / MICROS)
         out += ages
         return out
+
+
+    def vectors(self, keys: list[tuple], request_us: int) -> list[list]:
+        """[self.vector(key, request_us) for key in keys], computed a view at a time over the
+        whole batch with numpy: one dict probe per key and entity, the same rules and the
+        same Python objects as vector() (tests/test_online_store.py compares the two)."""
+        n = len(keys)
+        ids = {}
+        for ref, (entity, at) in self.entities.items():
+            get = entity.ids.get
+            found = (get(key[at], -1) for key in keys) if type(at) is int else (get(tuple([key[i] for i in at]), -1) for key in keys)
+            ids[ref] = np.fromiter(found, dtype=np.int64, count=n)
+        out = np.empty((n, len(self.columns)), dtype=object)
+        out[:, :len(self.keys)] = keys
+        start, age = len(self.keys), len(self.columns) - len(self.batch)
+        for index, entity, ttl, columns, fills, computed in self.batch:
+            at, first, count = index.at, index.first[ids[entity]], index.many[ids[entity]]
+            # a key's rows are sorted by __fk_at: the last one visible before the request wins
+            position = np.where((count > 0) & (at[first] < request_us), first, -1)
+            for j in range(1, min(index.max_rows, int(count.max(initial=0)))):
+                has = j < count
+                candidate = np.where(has, first + j, 0)
+                position = np.where(has & (at[candidate] < request_us), candidate, position)
+            found = position >= 0
+            row = np.where(found, position, 0)
+            since = request_us - index.feature_us[row]
+            if ttl is not None:
+                found &= since <= ttl
+            block, keep = index.values.take(row, axis=0), index.present.take(row, axis=0)
+            if columns is not None:
+                block, keep = block[:, columns], keep[:, columns]
+            keep &= found[:, None]
+            if not keep.all():
+                np.copyto(block, fills, where=~keep)
+            for i, slot, unit, fill, cast in computed:  # featurekit_elapsed: floor of whole units
+                values = (request_us - index.micros[slot][row]) // unit
+                values = (values.astype(np.float64) if cast is float else values).astype(object)
+                values[~(found & index.micros_present[slot][row])] = fill
+                block[:, i] = values
+            width = block.shape[1]
+            out[:, start:start + width] = block
+            ages = (since / MICROS).astype(object)
+            ages[~found] = None
+            out[:, age] = ages
+            start, age = start + width, age + 1
+        return out.tolist()
+
+
+_NONE = _objects([None])
 
 
 def _fill(feature: dict, out_type: pa.DataType):
