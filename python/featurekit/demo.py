@@ -175,7 +175,7 @@ LOAD_TIMES = {
     "raw_customers": "loaded_at",
     "raw_orders": "loaded_at",
     "raw_support_tickets": "loaded_at",
-    "raw_logins": "login_ts",
+    "raw_logins": "loaded_at",
     "churn_labels": "label_ts",
 }
 
