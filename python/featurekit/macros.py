@@ -9,6 +9,9 @@ return(), graph and execute.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import jinja2
 
 from .errors import FeaturekitError
@@ -48,18 +51,18 @@ class _Adapter:
         raise FeaturekitError("pass label_columns= when rendering outside dbt")
 
 
-def _wrap(env, globals_, source, name):
+def _wrap(env, globals_, name):
     """A macro callable as in dbt: return(x) gives x, otherwise the rendered text.
 
-    The template is compiled and its module made on first call: compiling all the macros up
-    front costs ~0.15 s per command, and train-set calls half of them. And jinja2 copies a
-    template's globals when it makes the module, so earlier would miss later macros."""
+    The template is loaded and its module made on first call: train-set calls a third of the
+    macros. And jinja2 copies a template's globals when it makes the module, so earlier
+    would miss later macros."""
     template = None
 
     def call(*args, **kwargs):
         nonlocal template
         if template is None:
-            template = env.from_string(source, globals=globals_)
+            template = env.get_template(name, globals=globals_)
         try:
             return getattr(template.module, name)(*args, **kwargs)
         except _MacroReturn as returned:
@@ -71,11 +74,16 @@ def _wrap(env, globals_, source, name):
 class MacroRenderer:
     """The project's featurekit macros, callable from Python: renderer.call('name', ...)."""
 
-    def __init__(self, manifest: dict, adapter_type: str = "duckdb"):
+    def __init__(self, manifest: dict, adapter_type: str = "duckdb", cache_dir: Path | None = None):
+        """`cache_dir` keeps the macros compiled to Python bytecode, keyed by their source:
+        compiling costs ~12 ms a macro on every command, loading it well under 1 ms."""
         self.adapter_type = adapter_type
+        sources: dict[str, str] = {}
         env = jinja2.Environment(
             extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
             undefined=jinja2.StrictUndefined,
+            loader=jinja2.FunctionLoader(lambda name: (sources[name], None, lambda: True)),
+            bytecode_cache=_bytecode_cache(cache_dir),
         )
         # One mutable dict shared by every macro's template: macros find each other in it.
         self._globals = {
@@ -94,9 +102,21 @@ class MacroRenderer:
                 continue
             if macro["name"].startswith("test_"):
                 continue
-            self._globals[macro["name"]] = _wrap(env, self._globals, macro["macro_sql"], macro["name"])
+            sources[macro["name"]] = macro["macro_sql"]
+            self._globals[macro["name"]] = _wrap(env, self._globals, macro["name"])
 
     def call(self, name: str, *args, **kwargs):
         if name not in self._globals:
             raise FeaturekitError(f"macro {name} is not in the manifest; run `dbt parse`")
         return self._globals[name](*args, **kwargs)
+
+
+def _bytecode_cache(directory: Path | None):
+    """A bytecode cache in `directory`, or none when it cannot be written (a read-only project)."""
+    if directory is None:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(directory)) if os.access(directory, os.W_OK) else None

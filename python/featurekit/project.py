@@ -74,7 +74,8 @@ class Project:
     @cached_property
     def macros(self) -> MacroRenderer:
         adapter_type = self.manifest.get("metadata", {}).get("adapter_type", "duckdb")
-        return MacroRenderer(self.manifest, adapter_type)
+        # dbt's target directory is the project's own, writable build output.
+        return MacroRenderer(self.manifest, adapter_type, cache_dir=self.target_dir / "featurekit_macro_cache")
 
     def connect_warehouse(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with the warehouse attached read-only under the catalog name dbt
