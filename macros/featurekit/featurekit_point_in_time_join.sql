@@ -25,7 +25,9 @@
 {#- The same join as named steps: {'steps': [[name, sql], ...], 'select': sql}. Each step reads
     only `labels` and earlier steps by name, and `select` gives the output from them. Running
     the steps one by one into temp tables (as `featurekit train-set` does) gives the same rows
-    as the single statement, but holds only one view's join state at a time. -#}
+    as the single statement, but holds only one view's join state at a time. Each view's step
+    adds its match to every row of the step before (__fk_joined_<n>), so the output needs no
+    join back to the label rows. -#}
 {% macro featurekit_point_in_time_steps(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none) %}
   {%- set columns = [] -%}
   {%- if label_columns is none -%}
@@ -35,9 +37,9 @@
   {%- set label_time = featurekit_label_time(timestamp_column, columns) -%}
   {%- set steps = [['__fk_label_rows', featurekit_label_rows(labels, label_time, row_column)]] -%}
   {%- for view in views -%}
-    {%- do steps.append(['__fk_matches_' ~ loop.index, adapter.dispatch('featurekit_view_matches', 'featurekit')('__fk_label_rows', view)]) -%}
+    {%- do steps.append(['__fk_joined_' ~ loop.index, adapter.dispatch('featurekit_view_join', 'featurekit')(steps[-1][0], view, loop.index)]) -%}
   {%- endfor -%}
-  {{ return({'steps': steps, 'select': featurekit_join_select(views, label_columns)}) }}
+  {{ return({'steps': steps, 'select': featurekit_join_select(views, label_columns, steps[-1][0])}) }}
 {% endmacro %}
 
 {#- The feature view's columns a join needs: keys, feature timestamp and feature sources. -#}
@@ -58,35 +60,35 @@
     from {{ labels }}
 {%- endmacro %}
 
-{#- The output: each label row with, per view, its match (alias f<n>) or nothing. -#}
-{% macro featurekit_join_select(views, label_columns) %}
+{#- The output from the last step `rows`: the label columns, then each view's features, in
+    label order. -#}
+{% macro featurekit_join_select(views, label_columns, rows) %}
 select
     {%- for column in label_columns %}
     l.{{ adapter.quote(column) }},
     {%- endfor %}
     {%- for view in views %}
     {%- set outer = loop %}
-    {%- for column in featurekit_feature_columns(view, 'f' ~ loop.index, 'l.__fk_ts') %}
+    {%- for column in featurekit_feature_columns(view, 'l.__fk_' ~ loop.index ~ '_', 'l.__fk_ts_' ~ loop.index, 'l.__fk_ts') %}
     {{ column }}{{ ',' if not (outer.last and loop.last) }}
     {%- endfor %}
     {%- endfor %}
-from __fk_label_rows as l
-{%- for view in views %}
-left join __fk_matches_{{ loop.index }} as f{{ loop.index }}
-  on f{{ loop.index }}.__fk_row = l.__fk_row
-{%- endfor %}
+from {{ rows }} as l
 order by l.__fk_row
 {%- endmacro %}
 
-{#- One view's matches: for each label row of `label_rows` that has one, the row of the view
-    whose feature timestamp is the greatest among rows recorded (or available) strictly before
-    the label time: (__fk_row, __fk_feature_ts, fetched columns). -#}
+{#- One view's step: every row of `rows` (label rows with __fk_row, keys and __fk_ts, and
+    earlier views' columns), plus the row of the view whose feature timestamp is the greatest
+    among rows recorded (or available) strictly before the label time, or nulls: for the
+    view's place n in the join, its feature timestamp __fk_ts_<n> and fetched columns
+    __fk_<n>_<column>. -#}
 
-{#- Portable: rank the earlier rows per label row and keep the first. -#}
-{% macro default__featurekit_view_matches(label_rows, view) %}
+{#- Portable: rank the earlier rows per label row, keep the first, join it to the rows. -#}
+{% macro default__featurekit_view_join(rows, view, n) %}
 {%- set cutoff = view.available_at or view.timestamp %}
-    select __fk_row, __fk_feature_ts{% for column in featurekit_fetched_columns(view) %}, {{ column }}{% endfor %}
-    from (
+    select r.*, m.__fk_feature_ts as __fk_ts_{{ n }}{% for column in featurekit_fetched_columns(view) %}, m.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from {{ rows }} as r
+    left join (
         select
             l.__fk_row,
             v.{{ view.timestamp }} as __fk_feature_ts,
@@ -94,22 +96,21 @@ order by l.__fk_row
             v.{{ column }},
             {%- endfor %}
             row_number() over (partition by l.__fk_row order by v.{{ view.timestamp }} desc) as __fk_rank
-        from {{ label_rows }} as l
+        from {{ rows }} as l
         join {{ view.relation }} as v
           on {% for key in view['keys'] %}l.{{ key }} = v.{{ key }} and {% endfor %}v.{{ cutoff }} < l.__fk_ts
-    ) as __fk_ranked
-    where __fk_rank = 1
+    ) as m
+      on m.__fk_row = r.__fk_row and m.__fk_rank = 1
 {%- endmacro %}
 
 {#- DuckDB: a native ASOF join over the view's visibility timeline (featurekit_view_timeline).
-    The join sorts both sides, so they carry only what is needed: of the labels, the row
-    number, keys and time; of a view without an availability column, one copy of its feature
-    timestamp (there __fk_at is __fk_feature_ts). -#}
-{% macro duckdb__featurekit_view_matches(label_rows, view) %}
-    select l.__fk_row, f.{{ '__fk_feature_ts' if view.available_at else '__fk_at as __fk_feature_ts' }}{% for column in featurekit_fetched_columns(view) %}, f.{{ column }}{% endfor %}
-    from (select __fk_row, {% for key in view['keys'] %}{{ key }}, {% endfor %}__fk_ts from {{ label_rows }}) as l
-    asof join (
+    The join sorts the view, so it carries only what is needed: of a view without an
+    availability column, one copy of its feature timestamp (there __fk_at is __fk_feature_ts). -#}
+{% macro duckdb__featurekit_view_join(rows, view, n) %}
+    select r.*, f.{{ '__fk_feature_ts' if view.available_at else '__fk_at' }} as __fk_ts_{{ n }}{% for column in featurekit_fetched_columns(view) %}, f.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from {{ rows }} as r
+    asof left join (
 {{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}
     ) as f
-      on {% for key in view['keys'] %}l.{{ key }} = f.{{ key }} and {% endfor %}l.__fk_ts > f.__fk_at
+      on {% for key in view['keys'] %}r.{{ key }} = f.{{ key }} and {% endfor %}r.__fk_ts > f.__fk_at
 {%- endmacro %}

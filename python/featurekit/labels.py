@@ -35,7 +35,7 @@ class Labels:
 def load_labels(
     con: duckdb.DuckDBPyConnection, source, timestamp_column: str, keys: dict[str, str], needed_by: dict[str, str] | None = None
 ) -> Labels:
-    """Loads labels into temp table __fk_labels: the label columns (keys cast to the views' key
+    """Loads labels into temp view __fk_labels: the label columns (keys cast to the views' key
     types, `keys` mapping column -> SQL type), __fk_input_row (file order, from 1) and
     __fk_input_ts (the label time as a naive UTC timestamp). `needed_by` names, per key column,
     what joins on it (for the message when the labels lack it)."""
@@ -69,10 +69,10 @@ def load_labels(
             select.append(_key(con, name, column, types[column], keys[column]))
         else:
             select.append(_ident(column))
+    # A view: the join's first step copies the label rows once, conversions included.
     con.execute(
-        f"CREATE TEMP TABLE {READY} AS SELECT {', '.join(select)}, rowid + 1 AS {ROW}, {ts_utc} AS {TS} FROM {RAW}"
+        f"CREATE TEMP VIEW {READY} AS SELECT {', '.join(select)}, rowid + 1 AS {ROW}, {ts_utc} AS {TS} FROM {RAW}"
     )
-    con.execute(f"DROP TABLE {RAW}")
     return Labels(name=name, columns=columns, rows=rows)
 
 

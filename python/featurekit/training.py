@@ -151,13 +151,16 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
 def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:
     """Runs the join's steps (featurekit_point_in_time_steps) into temp tables, one view at a
     time, and returns the final select over them. As one statement, DuckDB would hold every
-    view's join state at once: about 2 GB per 20M-row view."""
+    view's join state at once: about 2 GB per 20M-row view. The last step runs inside the
+    final select instead (its one join state then), which saves a copy of every row."""
+    last, last_sql = plan["steps"][-1]
     views = iter(spec["views"])
     for name, sql in plan["steps"]:
-        if name.startswith("__fk_matches_"):
+        if name.startswith("__fk_joined_"):
             progress(f"joining feature view {next(views)['ref']} point-in-time")
-        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-    return plan["select"]
+        if name != last:
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    return f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
 
 
 def _limit_memory(con, memory_limit: str) -> None:
