@@ -152,6 +152,7 @@ def view_spec(ref, keys, timestamp, features, available_at=None, ttl_seconds=Non
         "available_at": available_at,
         "ttl": f"{ttl_seconds} seconds" if ttl_seconds else None,
         "ttl_seconds": ttl_seconds,
+        "windowed": False,
         "freshness": {},
         "owner": None,
         "description": "",
