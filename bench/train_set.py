@@ -5,7 +5,7 @@
 Generates labels and raw feature data (deterministic numpy, about 1% of raw rows restated:
 same key and feature_ts, a later loaded_at), builds the feature views with a real `dbt build`
 in a small bench project under bench/out/<scale>/ (the repo's macros copied in; each view
-keeps the latest load of a restated row), then times, each in a fresh process and process
+keeps the latest load of a restated row and is stored in key and time order), then times, each in a fresh process and process
 start included:
   featurekit   `python -m featurekit train-set LABELS --feature-set ... -o OUT.parquet`
   raw DuckDB   the same join as hand-written ASOF SQL (the baseline; train_set_baselines.py)
@@ -150,10 +150,12 @@ def project_files(data_dir: Path) -> dict[str, str]:
     for name, features in VIEWS.items():
         files[f"models/{name}_v1.sql"] = (
             "-- The raw load restates some rows (same key and feature_ts, a later loaded_at):\n"
-            "-- the view keeps the latest load of each.\n"
+            "-- the view keeps the latest load of each. Stored in (key, feature_ts) order: the\n"
+            "-- point-in-time join sorts by them, ~30% cheaper when they already are.\n"
             f"select customer_id, feature_ts, {', '.join(features)}, loaded_at\n"
             f"from read_parquet('{{{{ var(\"bench_data_dir\") }}}}/{name}.parquet')\n"
             "qualify row_number() over (partition by customer_id, feature_ts order by loaded_at desc) = 1\n"
+            "order by customer_id, feature_ts\n"
         )
         columns = "".join(f"      - name: {c}\n" for c in ["customer_id", "feature_ts", *features])
         files[f"models/{name}.yml"] = (
