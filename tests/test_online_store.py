@@ -166,7 +166,9 @@ def test_a_batch_equals_its_keys_looked_up_one_by_one(project):
     times += [t + timedelta(microseconds=d) for t in instants for d in (-1, 0, 1)]
     keys = list(range(0, 1503))  # 0 and 1501-1502 are unknown
     assert len(keys) >= BATCH
+    odd = [5.0, True, 10**20] + keys[:BATCH]  # not plain int64 keys: looked up as Python compares them
     for feature_set in store.feature_sets():
         for at in times:
-            batch = store.get(feature_set, keys, request_ts=at)
-            assert repr(batch) == repr([store.get(feature_set, key, request_ts=at) for key in keys]), (feature_set, at)
+            for batch_keys in (keys, odd):
+                batch = store.get(feature_set, batch_keys, request_ts=at)
+                assert repr(batch) == repr([store.get(feature_set, key, request_ts=at) for key in batch_keys]), (feature_set, at)

@@ -132,7 +132,7 @@ class OnlineStore:
         plan = snapshot.plan(feature_set)
         served_at = now_micros()
         request_us = served_at if request_ts is None else to_micros(parse_utc(request_ts, "request_ts"))
-        keys = [plan.key_values(key) for key in keys]
+        keys = plan.key_rows(keys)
         rows = plan.vectors(keys, request_us) if len(keys) >= BATCH else [plan.vector(key, request_us) for key in keys]
         served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema)
         if self.log is not None:
@@ -187,7 +187,7 @@ class _Snapshot:
         by_keys: dict[tuple, list] = {}
         for ref, index in indexes.items():
             by_keys.setdefault(tuple(manifest["views"][ref]["keys"]), []).append(index)
-        entities = {keys: _Entity(views) for keys, views in by_keys.items()}
+        entities = {keys: _Entity(views, len(keys) == 1 and _integer_keys(manifest, keys[0])) for keys, views in by_keys.items()}
         self._plans = {name: _Plan(spec, indexes, entities) for name, spec in manifest["feature_sets"].items()}
 
     def plan(self, feature_set: str) -> "_Plan":
@@ -215,6 +215,12 @@ class _Snapshot:
             if collecting:
                 gc.enable()
         return cls(snapshot_id, manifest, indexes)
+
+
+def _integer_keys(manifest: dict, key: str) -> bool:
+    """Whether every view keyed by `key` stores it as an integer that fits int64."""
+    types = [view["key_types"][key] for view in manifest["views"].values() if view["keys"] == [key]]
+    return all(t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT") for t in types)
 
 
 def _wanted_columns(manifest: dict) -> dict[str, dict[str, pa.DataType]]:
@@ -282,6 +288,7 @@ class _ViewIndex:
             self.values[:, j] = _objects(columns[slot])
             if slot != 2:
                 self.present[:, j] = np.fromiter((v is not None for v in columns[slot]), dtype=bool, count=len(columns[slot]))
+        self.nulls = not self.present.all()
         for (form, source) in wanted:
             if form == "us":
                 slot = self.slots[(form, source)]
@@ -312,22 +319,49 @@ def _runs(key_values) -> tuple[list, np.ndarray, np.ndarray]:
 class _Entity:
     """The keys of the views that share key columns, numbered, and per view the position
     and count of each numbered key's rows (-1 and 0 when it has none): a batch looks each
-    key up once here instead of once per view."""
+    key up once here instead of once per view. Integer keys are numbered by their place
+    in a sorted array (a vectorised binary search for a batch), others by a dict."""
 
-    def __init__(self, views: list):
-        self.ids: dict = {}
+    def __init__(self, views: list, integer: bool):
+        if integer:
+            self.sorted = np.unique(np.concatenate([np.asarray(view.keys, dtype=np.int64) for view in views]))
+            size = len(self.sorted)
+        else:
+            self.sorted, self.ids = None, {}
+            for view in views:
+                for key in view.keys:
+                    self.ids.setdefault(key, len(self.ids))
+            size = len(self.ids)
         for view in views:
-            for key in view.keys:
-                self.ids.setdefault(key, len(self.ids))
-        for view in views:
-            at = np.fromiter((self.ids[key] for key in view.keys), dtype=np.int64, count=len(view.keys))
+            if integer:
+                at = np.searchsorted(self.sorted, np.asarray(view.keys, dtype=np.int64))
+            else:
+                at = np.fromiter((self.ids[key] for key in view.keys), dtype=np.int64, count=len(view.keys))
             # one more slot, the last: an unknown key (id -1) finds no rows there
-            view.first = np.full(len(self.ids) + 1, -1, dtype=np.int64)
+            view.first = np.full(size + 1, -1, dtype=np.int64)
             view.first[at] = view.starts
-            view.many = np.zeros(len(self.ids) + 1, dtype=np.int64)
+            view.many = np.zeros(size + 1, dtype=np.int64)
             view.many[at] = view.counts
             view.max_rows = int(view.counts.max()) if len(view.counts) else 0
             del view.keys, view.starts, view.counts  # only needed until numbered
+
+    def numbers(self, values: list):
+        """The numbers of key values (-1: unknown), or None when an integer entity is given
+        something other than plain ints (the caller then looks keys up one by one, which
+        compares them as Python does)."""
+        if self.sorted is None:
+            get = self.ids.get
+            return np.fromiter((get(value, -1) for value in values), dtype=np.int64, count=len(values))
+        if not all(type(value) is int for value in values):
+            return None
+        try:
+            wanted = np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
+        if not len(self.sorted):
+            return np.full(len(values), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
+        return np.where(self.sorted[at] == wanted, at, -1)
 
 
 def _micros(column: pa.ChunkedArray) -> tuple:
@@ -398,6 +432,20 @@ class _Plan:
                 steps, fills, fills + [None],
             ))
 
+    def key_rows(self, keys: list) -> list[tuple]:
+        """[self.key_values(key) for key in keys], faster for the usual one key column."""
+        if len(self.keys) != 1:
+            return [self.key_values(key) for key in keys]
+        name, rows = self.keys[0], []
+        for key in keys:
+            if type(key) is not dict:
+                rows.append((key,))
+            elif len(key) == 1 and name in key:
+                rows.append((key[name],))
+            else:
+                rows.append(self.key_values(key))  # raises the error
+        return rows
+
     def key_values(self, key) -> tuple:
         """A key (a dict of the key columns, or a bare value when there is one) as a tuple."""
         if type(key) is dict:
@@ -457,9 +505,10 @@ class _Plan:
         n = len(keys)
         ids = {}
         for ref, (entity, at) in self.entities.items():
-            get = entity.ids.get
-            found = (get(key[at], -1) for key in keys) if type(at) is int else (get(tuple([key[i] for i in at]), -1) for key in keys)
-            ids[ref] = np.fromiter(found, dtype=np.int64, count=n)
+            found = entity.numbers([key[at] for key in keys] if type(at) is int else [tuple([key[i] for i in at]) for key in keys])
+            if found is None:
+                return [self.vector(key, request_us) for key in keys]
+            ids[ref] = found
         out = np.empty((n, len(self.columns)), dtype=object)
         out[:, :len(self.keys)] = keys
         start, age = len(self.keys), len(self.columns) - len(self.batch)
@@ -476,7 +525,8 @@ class _Plan:
             since = request_us - index.feature_us[row]
             if ttl is not None:
                 found &= since <= ttl
-            block, keep = index.values.take(row, axis=0), index.present.take(row, axis=0)
+            block = index.values.take(row, axis=0)
+            keep = index.present.take(row, axis=0) if index.nulls else np.ones(block.shape, dtype=bool)
             if columns is not None:
                 block, keep = block[:, columns], keep[:, columns]
             keep &= found[:, None]
