@@ -526,10 +526,13 @@ class _Plan:
             if ttl is not None:
                 found &= since <= ttl
             block = index.values.take(row, axis=0)
-            keep = index.present.take(row, axis=0) if index.nulls else np.ones(block.shape, dtype=bool)
             if columns is not None:
-                block, keep = block[:, columns], keep[:, columns]
-            keep &= found[:, None]
+                block = block[:, columns]
+            if index.nulls:
+                keep = index.present.take(row, axis=0)
+                keep = (keep if columns is None else keep[:, columns]) & found[:, None]
+            else:
+                keep = found[:, None]
             if not keep.all():
                 np.copyto(block, fills, where=~keep)
             for i, slot, unit, fill, cast in computed:  # featurekit_elapsed: floor of whole units
