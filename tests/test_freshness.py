@@ -130,7 +130,7 @@ def test_online_snapshot_older_than_the_warehouse_fails(built_project, tmp_path)
     assert view["warehouse"]["status"] == "ok"
     assert view["online"]["status"] == "error"
     assert datetime.fromisoformat(view["online"]["newest_feature_ts"]).replace(tzinfo=None) < as_of
-    assert view["online"]["newest_feature_ts"] == newest(project, VIEW, f"feature_ts < TIMESTAMP '{as_of}'").isoformat() + "+00:00"
+    assert view["online"]["newest_feature_ts"] == newest(project, VIEW, f"loaded_at IS NOT NULL AND feature_ts < TIMESTAMP '{as_of}'").isoformat() + "+00:00"
     assert report["snapshot"]["as_of"].startswith(as_of.isoformat())
 
 

@@ -127,12 +127,13 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         con.close()
 
 
-def newest_data_sql(view: dict, cutoff: str) -> str:
+def newest_data_sql(view: dict, cutoff: str, strictly_before: bool = False) -> str:
     """A query for the greatest feature timestamp of `view`'s data rows known at `cutoff`
-    (a SQL timestamp expression)."""
-    condition = f"{view['timestamp']} <= {cutoff}"
+    (a SQL timestamp expression), or strictly before it (what a snapshot as of `cutoff` holds)."""
+    known = "<" if strictly_before else "<="
+    condition = f"{view['timestamp']} {known} {cutoff}"
     if view["available_at"]:
-        condition += f" AND {view['available_at']} <= {cutoff}"
+        condition += f" AND {view['available_at']} {known} {cutoff}"
     if view.get("windowed"):
         condition += " AND loaded_at IS NOT NULL"
     return f"SELECT max({view['timestamp']}) FROM {view['relation']} WHERE {condition}"

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .catalog import feature_sets, feature_views
 from .errors import FeaturekitError
-from .freshness import freshness_sla
+from .freshness import freshness_sla, newest_data_sql
 from .project import Project, _ident, _sql_string
 from .snapshots import SnapshotDir, default_online_dir
 from .timestamps import iso, parse_utc
@@ -181,6 +181,8 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         f"count(*) FILTER (WHERE __fk_at >= {at}), max(__fk_feature_ts) FILTER (WHERE __fk_at < {at}) "
         f"FROM {table}"
     ).fetchall()[0]
+    if spec.get("windowed") and view_as_of:  # its expiry rows are not new data: ask the history
+        max_ts = con.execute(newest_data_sql(spec, at, strictly_before=True)).fetchall()[0][0]
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
     return {
         "table": ref,
