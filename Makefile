@@ -4,10 +4,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test install
 
-# Builds the example here (warehouse.duckdb, online/ snapshot), writes a training set,
+# Builds the whole example here with dbt (warehouse.duckdb, every test), publishes the
+# online snapshot (online/), writes a training set,
 # then runs the skew story in demo-output/.
 demo: $(VENV)/.installed
-	$(BIN)/featurekit refresh
+	$(BIN)/featurekit dbt build
+	$(BIN)/featurekit publish
 	$(BIN)/python -m featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
 	$(BIN)/featurekit demo --workdir demo-output
 
