@@ -137,7 +137,7 @@ def feature(name, source=None, fill=None, unit=None):
     return {"name": name, "kind": "column", "source": source or name, "fill": fill}
 
 
-def view_spec(ref, keys, timestamp, features, available_at=None, ttl_seconds=None):
+def view_spec(ref, keys, timestamp, features, available_at=None, ttl_seconds=None, windowed=False):
     """A view spec of the shape featurekit_view_spec returns (test_view_spec_shape checks it)."""
     return {
         "ref": ref,
@@ -152,7 +152,7 @@ def view_spec(ref, keys, timestamp, features, available_at=None, ttl_seconds=Non
         "available_at": available_at,
         "ttl": f"{ttl_seconds} seconds" if ttl_seconds else None,
         "ttl_seconds": ttl_seconds,
-        "windowed": False,
+        "windowed": windowed,
         "freshness": {},
         "owner": None,
         "description": "",
@@ -191,6 +191,7 @@ def draw_specs(draw) -> list[dict]:
             feature("seen_hours", "seen_ts", fill=draw.choice([None, -1]), unit=draw.choice(["minute", "hour", "day"])),
         ],
         ttl_seconds=draw.choice(TTLS),
+        windowed=draw.choice([False, True]),  # a window history's join reads only the labels' keys
     )
     pair = view_spec(
         "pair",
@@ -202,6 +203,7 @@ def draw_specs(draw) -> list[dict]:
             feature("pair_age_days", "ts", fill=draw.choice([None, 365]), unit=draw.choice(["hour", "day"])),
         ],
         ttl_seconds=draw.choice(TTLS),
+        windowed=draw.choice([False, True]),
     )
     late = view_spec(
         "late",

@@ -179,7 +179,7 @@ def view_spec(case: Case) -> dict:
     return {
         "ref": "history", "name": "history", "version": None, "latest_version": None,
         "unique_id": "model.windows.history", "relation": "history", "entity": "thing",
-        "keys": case.keys, "timestamp": "feature_ts", "available_at": None, "ttl": None, "ttl_seconds": None,
+        "keys": case.keys, "timestamp": "feature_ts", "available_at": None, "ttl": None, "ttl_seconds": None, "windowed": True,
         "freshness": {}, "owner": None, "description": "",
         "features": [{"name": a["name"], "kind": "column", "source": a["name"], "fill": None} for a in case.aggregates],
     }
