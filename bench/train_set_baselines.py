@@ -2,7 +2,7 @@
 point-in-time join written by hand as raw DuckDB SQL, and as pandas.merge_asof.
 
 Each runs in its own process, like the CLI, and takes the case file train_set.py writes:
-    python bench/train_set_baselines.py duckdb|pandas CASE.json OUTPUT.parquet
+    python bench/train_set_baselines.py duckdb|duckdb-2gb|pandas CASE.json OUTPUT.parquet
 
 Both write what featurekit writes: the label columns in label order, then per view its
 features and <view>__feature_ts, for the latest row strictly before the label time.
@@ -15,10 +15,12 @@ import json
 import sys
 
 
-def raw_duckdb(case: dict, output: str) -> None:
+def raw_duckdb(case: dict, output: str, memory_limit: str | None = None) -> None:
     import duckdb
 
     con = duckdb.connect(case["warehouse"], read_only=True)
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
     key, ts = case["key"], case["timestamp_column"]
     columns = [f"l.{c}" for c in case["label_columns"]]
     joins = []
@@ -61,6 +63,10 @@ def pandas_merge_asof(case: dict, output: str) -> None:
 
 if __name__ == "__main__":
     method, case_path, output = sys.argv[1:]
-    run = {"duckdb": raw_duckdb, "pandas": pandas_merge_asof}[method]
+    run = {
+        "duckdb": raw_duckdb,
+        "duckdb-2gb": lambda case, output: raw_duckdb(case, output, memory_limit="2GB"),  # featurekit's default
+        "pandas": pandas_merge_asof,
+    }[method]
     with open(case_path) as f:
         run(json.load(f), output)

@@ -22,5 +22,5 @@ def test_train_set_bench_runs_and_the_three_methods_agree(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith(("one view", "three views"))]
-    assert len(rows) == 6, result.stdout  # two cases x (featurekit, raw DuckDB, pandas)
+    assert len(rows) == 8, result.stdout  # two cases x (featurekit, raw DuckDB, raw DuckDB 2GB, pandas)
     assert all(row.split()[-1] == "yes" for row in rows), result.stdout  # same values
