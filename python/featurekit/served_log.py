@@ -7,17 +7,19 @@ columns, then the feature columns exactly as train-set names them (<view>__featu
 included). A file becomes visible only when complete (written under a temporary name, then
 renamed), once it reaches `max_bytes` or `max_seconds`, or when the log is closed.
 
-Writing happens on a background thread: the request path only puts the vectors on a bounded
-queue, and when the queue is full it drops them and counts the drop instead of waiting.
+Writing happens on a background thread: the request path only appends the vectors to a
+bounded deque (one atomic append, no lock: a lock the writer holds while draining made the
+logged requests wait for the GIL), and when it is full it drops them and counts the drop
+instead of waiting.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import queue
 import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,7 +46,9 @@ class ServedLog:
         self.max_seconds = max_seconds
         self.dropped = 0
         self.written_rows = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._max_pending = queue_size
+        self._pending: deque = deque()
+        self._wake = threading.Event()
         self._files: dict[str, _File] = {}
         self._seq = 0
         self._closed = False
@@ -54,51 +58,44 @@ class ServedLog:
 
     def submit(self, served, schema: pa.Schema, served_at_us: int) -> None:
         """Queues one lookup's vectors (request path: never blocks)."""
-        try:
-            self._queue.put_nowait((served, schema, served_at_us))
-        except queue.Full:
+        if len(self._pending) >= self._max_pending:
             self.dropped += len(served.rows)
+            return
+        self._pending.append((served, schema, served_at_us))
 
     def flush(self) -> None:
         """Waits until everything queued so far is written and every open file is published."""
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._pending.append(("flush", done))
+        self._wake.set()
         done.wait()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        self._pending.append(None)
+        self._wake.set()
         self._thread.join()
 
     def _run(self) -> None:
         while True:
-            try:
-                item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                self._rotate_old()
-                continue
-            if item is None:
-                self._finish_all()
-                return
-            if item[0] == "flush":
-                self._finish_all()
-                item[1].set()
-                continue
             # Let a batch gather before writing: one wake-up and one row group per batch keeps
-            # this thread off the GIL that the request threads need.
-            time.sleep(BATCH_SECONDS)
-            batch = [item]
-            while len(batch) < self._queue.maxsize:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None or more[0] == "flush":
-                    self._queue.put(more)
-                    break
-                batch.append(more)
+            # this thread off the GIL that the request threads need. flush and close wake it.
+            self._wake.wait(BATCH_SECONDS)
+            self._wake.clear()
+            batch = []
+            while self._pending:
+                item = self._pending.popleft()
+                if item is not None and item[0] != "flush":
+                    batch.append(item)
+                    continue
+                self._write(batch)
+                batch = []
+                self._finish_all()
+                if item is None:
+                    return
+                item[1].set()
             self._write(batch)
             self._rotate_old()
 
