@@ -176,13 +176,17 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
             f"cannot read the online rows of {ref} ({view['relation']}): {first}; run `featurekit refresh` (or `dbt build`)"
         ) from None
     at = "cast(" + _sql_string(view_as_of.isoformat(sep=" ")) + " as timestamp)" if view_as_of else "NULL"
-    rows, keys, future, max_ts = con.execute(
-        f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), "
-        f"count(*) FILTER (WHERE __fk_at >= {at}), max(__fk_feature_ts) FILTER (WHERE __fk_at < {at}) "
-        f"FROM {table}"
+    rows, keys, future = con.execute(
+        f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), count(*) FILTER (WHERE __fk_at >= {at}) FROM {table}"
     ).fetchall()[0]
-    if spec.get("windowed") and view_as_of:  # its expiry rows are not new data: ask the history
-        max_ts = con.execute(newest_data_sql(spec, at, strictly_before=True)).fetchall()[0][0]
+    # The newest data served: the snapshot's own rows hold it, except a window history's
+    # expiry rows, which are no new data (freshness's rule, read from the history).
+    newest = (
+        newest_data_sql(spec, at, strictly_before=True)
+        if spec.get("windowed")
+        else f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}"
+    )
+    max_ts = con.execute(newest).fetchall()[0][0]
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
     return {
         "table": ref,
