@@ -34,6 +34,7 @@ from .timestamps import from_micros, now_micros, parse_utc, to_micros
 
 MICROS = 1_000_000
 BATCH = 16  # from this many keys a lookup computes them together (_Plan.vectors)
+NULL_US = np.iinfo(np.int64).min  # a null in _ViewIndex.ints
 _VISIBLE_AT = itemgetter(0)
 
 
@@ -189,6 +190,8 @@ class _Snapshot:
             by_keys.setdefault(tuple(manifest["views"][ref]["keys"]), []).append(index)
         entities = {keys: _Entity(views, len(keys) == 1 and _integer_keys(manifest, keys[0])) for keys, views in by_keys.items()}
         self._plans = {name: _Plan(spec, indexes, entities) for name, spec in manifest["feature_sets"].items()}
+        for index in indexes.values():
+            del index.objects  # each plan made its own matrices from them
 
     def plan(self, feature_set: str) -> "_Plan":
         try:
@@ -256,7 +259,7 @@ class _ViewIndex:
             columns.append(_micros(table[source]) if form == "us" else _values(pc.cast(table[source], out_type)))
         rows = list(zip(*columns))
         key_values = _values(table[keys[0]]) if len(keys) == 1 else list(zip(*(_values(table[k]) for k in keys)))
-        self._batch_columns(columns, wanted)
+        self._columns = columns  # laid out for batches by _Entity (lay_out)
         # a key's rows are contiguous (sorted): its first row and how many
         self.keys, self.starts, self.counts = _runs(key_values)
         self.by_key = dict(zip(key_values, rows))
@@ -272,29 +275,50 @@ class _ViewIndex:
                     self.by_key[key] = [found, row]
 
 
-    def _batch_columns(self, columns: list, wanted: dict) -> None:
-        """The same rows as numpy arrays, for batches (_Plan.vectors): __fk_at and the
-        feature timestamp in microseconds; `values`, one row per row, each value source
-        (column value_at[slot]) and last the feature timestamp, as the very Python objects
-        the row tuples hold, with `present` false where null; `micros` and
-        `micros_present` for the sources of request-time features."""
-        self.at, self.feature_us = np.asarray(columns[0], dtype=np.int64), np.asarray(columns[1], dtype=np.int64)
-        sources = [self.slots[key] for key in wanted if key[0] == "value"]
-        self.value_at = {slot: j for j, slot in enumerate(sources)}
-        self.values = np.empty((len(columns[0]), len(sources) + 1), dtype=object)
-        self.present = np.ones(self.values.shape, dtype=bool)
-        self.micros, self.micros_present = {}, {}
-        for j, slot in enumerate(sources + [2]):
-            self.values[:, j] = _objects(columns[slot])
-            if slot != 2:
-                self.present[:, j] = np.fromiter((v is not None for v in columns[slot]), dtype=bool, count=len(columns[slot]))
-        self.nulls = not self.present.all()
-        for (form, source) in wanted:
-            if form == "us":
-                slot = self.slots[(form, source)]
-                present = np.fromiter((v is not None for v in columns[slot]), dtype=bool, count=len(columns[slot]))
-                self.micros[slot] = np.asarray([v if v is not None else 0 for v in columns[slot]], dtype=np.int64)
-                self.micros_present[slot] = present
+    def lay_out(self, numbers: np.ndarray, size: int) -> None:
+        """Arrays for batches (_Plan.vectors), given the number of each of this view's keys
+        among `size` numbers. A view with one row per key puts each row at its key's number;
+        one with several keeps rows in order, with `first` and `many` per number. Either way
+        one more position, the last, holds no row: never visible, null values (an unknown
+        number, -1, lands there). `ints` has per position __fk_at, the feature timestamp
+        and the request-time sources in microseconds (columns `ints_at`), NULL_US for null;
+        `objects` the value sources and the feature timestamp (slot 2) as the very Python
+        objects the row tuples hold, None for null, until the plans made their matrices."""
+        columns, rows = self._columns, len(self._columns[0])
+        if len(self.counts) and self.counts.max() > 1:
+            place, length = np.arange(rows), rows + 1
+            self.first = np.full(size + 1, -1, dtype=np.int64)
+            self.first[numbers] = self.starts
+            self.many = np.zeros(size + 1, dtype=np.int64)
+            self.many[numbers] = self.counts
+            self.max_rows = int(self.counts.max())
+        else:
+            place, length, self.first = numbers, size + 1, None
+        micros = [slot for (form, _), slot in self.slots.items() if form == "us"]
+        self.ints_at = {slot: 2 + i for i, slot in enumerate(micros)}
+        self.ints = np.full((length, 2 + len(micros)), NULL_US, dtype=np.int64)
+        self.ints[:, 0] = np.iinfo(np.int64).max  # positions without a row: never visible
+        self.ints[:, 1] = 0
+        for column, slot in enumerate([0, 1, *micros]):
+            self.ints[place, column] = [NULL_US if v is None else v for v in columns[slot]]
+        self.objects = {}
+        for slot in [2, *(slot for (form, _), slot in self.slots.items() if form == "value")]:
+            self.objects[slot] = np.full(length, None, dtype=object)
+            self.objects[slot][place] = _objects(columns[slot])
+        del self._columns, self.keys, self.starts, self.counts  # only needed until laid out
+
+    def positions(self, numbers: np.ndarray, request_us: int) -> np.ndarray:
+        """Per key number, the position of the row a lookup takes (one with several rows: the
+        last one visible before the request, as rows are in __fk_at order)."""
+        if self.first is None:
+            return numbers
+        at, first, count = self.ints[:, 0], self.first[numbers], self.many[numbers]
+        position = np.where((count > 0) & (at[first] < request_us), first, -1)
+        for j in range(1, min(self.max_rows, int(count.max(initial=0)))):
+            has = j < count
+            candidate = np.where(has, first + j, 0)
+            position = np.where(has & (at[candidate] < request_us), candidate, position)
+        return position
 
 
 def _objects(values) -> np.ndarray:
@@ -317,39 +341,41 @@ def _runs(key_values) -> tuple[list, np.ndarray, np.ndarray]:
 
 
 class _Entity:
-    """The keys of the views that share key columns, numbered, and per view the position
-    and count of each numbered key's rows (-1 and 0 when it has none): a batch looks each
-    key up once here instead of once per view. Integer keys are numbered by their place
-    in a sorted array (a vectorised binary search for a batch), others by a dict."""
+    """The keys of the views that share key columns, numbered: a batch looks each key up
+    once here instead of once per view, and each view lays its rows out by number. Integer
+    keys that fill at least half of their range are numbered by their distance from the
+    smallest (a subtraction for a batch), other integer keys by their place in a sorted
+    array (a binary search), others by a dict."""
 
     def __init__(self, views: list, integer: bool):
+        self.sorted = self.low = None
         if integer:
-            self.sorted = np.unique(np.concatenate([np.asarray(view.keys, dtype=np.int64) for view in views]))
-            size = len(self.sorted)
+            keys = np.unique(np.concatenate([np.asarray(view.keys, dtype=np.int64) for view in views]))
+            if len(keys) and int(keys[-1]) - int(keys[0]) < 2 * len(keys):
+                self.low, self.high = keys[0], keys[-1]
+                size = int(self.high - self.low) + 1
+            else:
+                self.sorted, size = keys, len(keys)
         else:
-            self.sorted, self.ids = None, {}
+            self.ids = {}
             for view in views:
                 for key in view.keys:
                     self.ids.setdefault(key, len(self.ids))
             size = len(self.ids)
         for view in views:
-            if integer:
-                at = np.searchsorted(self.sorted, np.asarray(view.keys, dtype=np.int64))
+            if self.low is not None:
+                numbers = np.asarray(view.keys, dtype=np.int64) - self.low
+            elif integer:
+                numbers = np.searchsorted(self.sorted, np.asarray(view.keys, dtype=np.int64))
             else:
-                at = np.fromiter((self.ids[key] for key in view.keys), dtype=np.int64, count=len(view.keys))
-            # one more slot, the last: an unknown key (id -1) finds no rows there
-            view.first = np.full(size + 1, -1, dtype=np.int64)
-            view.first[at] = view.starts
-            view.many = np.zeros(size + 1, dtype=np.int64)
-            view.many[at] = view.counts
-            view.max_rows = int(view.counts.max()) if len(view.counts) else 0
-            del view.keys, view.starts, view.counts  # only needed until numbered
+                numbers = np.fromiter((self.ids[key] for key in view.keys), dtype=np.int64, count=len(view.keys))
+            view.lay_out(numbers, size)
 
     def numbers(self, values: list):
         """The numbers of key values (-1: unknown), or None when an integer entity is given
         something other than plain ints (the caller then looks keys up one by one, which
         compares them as Python does)."""
-        if self.sorted is None:
+        if self.sorted is None and self.low is None:
             get = self.ids.get
             return np.fromiter((get(value, -1) for value in values), dtype=np.int64, count=len(values))
         if not all(type(value) is int for value in values):
@@ -358,6 +384,8 @@ class _Entity:
             wanted = np.array(values, dtype=np.int64)
         except OverflowError:
             return None
+        if self.low is not None:  # compared before subtracting, which could overflow
+            return np.where((wanted >= self.low) & (wanted <= self.high), wanted - self.low, -1)
         if not len(self.sorted):
             return np.full(len(values), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
@@ -414,15 +442,10 @@ class _Plan:
             key_at = [self.keys.index(k) for k in view["keys"]]
             entity = entities[tuple(view["keys"])]
             self.entities.setdefault(id(entity), (entity, key_at[0] if len(key_at) == 1 else key_at))
-            # its output columns (features, then feature timestamp) from index.values; a
-            # request-time feature takes column 0 there and is computed over it after
-            last = index.values.shape[1] - 1
-            columns = [index.value_at[slot] if unit is None else 0 for slot, unit, _, _ in steps] + [last]
-            computed = [(i, slot, unit, fill, cast) for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None]
+            computed = [(i, index.ints_at[slot], unit, fill, cast) for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None]
             self.batch.append((
                 index, id(entity), view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
-                None if columns == list(range(last + 1)) else np.asarray(columns, dtype=np.int64),
-                _objects(fills + [None]), computed,
+                _matrix(index, steps), _objects(fills + [None]), computed,
             ))
             self.views.append((
                 index.by_key,
@@ -500,56 +523,59 @@ class _Plan:
 
     def vectors(self, keys: list[tuple], request_us: int) -> list[list]:
         """[self.vector(key, request_us) for key in keys], computed a view at a time over the
-        whole batch with numpy: one dict probe per key and entity, the same rules and the
-        same Python objects as vector() (tests/test_online_store.py compares the two)."""
-        n = len(keys)
-        ids = {}
+        whole batch with numpy: each key numbered once per entity, then per view one gather
+        of its integers and one of its values, the same rules and the same Python objects
+        as vector() (tests/test_online_store.py compares the two)."""
+        n, numbers = len(keys), {}
         for ref, (entity, at) in self.entities.items():
             found = entity.numbers([key[at] for key in keys] if type(at) is int else [tuple([key[i] for i in at]) for key in keys])
             if found is None:
                 return [self.vector(key, request_us) for key in keys]
-            ids[ref] = found
-        out = np.empty((n, len(self.columns)), dtype=object)
-        out[:, :len(self.keys)] = keys
-        start, age = len(self.keys), len(self.columns) - len(self.batch)
-        for index, entity, ttl, columns, fills, computed in self.batch:
-            at, first, count = index.at, index.first[ids[entity]], index.many[ids[entity]]
-            # a key's rows are sorted by __fk_at: the last one visible before the request wins
-            position = np.where((count > 0) & (at[first] < request_us), first, -1)
-            for j in range(1, min(index.max_rows, int(count.max(initial=0)))):
-                has = j < count
-                candidate = np.where(has, first + j, 0)
-                position = np.where(has & (at[candidate] < request_us), candidate, position)
-            found = position >= 0
-            row = np.where(found, position, 0)
-            since = request_us - index.feature_us[row]
+            numbers[ref] = found
+        if len(self.keys) == 1:
+            blocks = [_objects([key[0] for key in keys])[:, None]]
+        else:
+            blocks = [np.empty((n, len(self.keys)), dtype=object)]
+            blocks[0][:] = keys
+        since, found = np.empty((n, len(self.batch)), dtype=np.int64), np.empty((n, len(self.batch)), dtype=bool)
+        for v, (index, entity, ttl, matrix, missing, computed) in enumerate(self.batch):
+            position = index.positions(numbers[entity], request_us)
+            ints = index.ints.take(position, axis=0)
+            age = request_us - ints[:, 1]
+            seen = ints[:, 0] < request_us  # a row becomes visible at its __fk_at
             if ttl is not None:
-                found &= since <= ttl
-            block = index.values.take(row, axis=0)
-            if columns is not None:
-                block = block[:, columns]
-            if index.nulls:
-                keep = index.present.take(row, axis=0)
-                keep = (keep if columns is None else keep[:, columns]) & found[:, None]
-            else:
-                keep = found[:, None]
-            if not keep.all():
-                np.copyto(block, fills, where=~keep)
-            for i, slot, unit, fill, cast in computed:  # featurekit_elapsed: floor of whole units
-                values = (request_us - index.micros[slot][row]) // unit
+                seen &= age <= ttl
+            since[:, v], found[:, v] = age, seen
+            block = matrix.take(position, axis=0)
+            for i, column, unit, fill, cast in computed:  # featurekit_elapsed: floor of whole units
+                micros = ints[:, column]
+                values = (request_us - micros) // unit
                 values = (values.astype(np.float64) if cast is float else values).astype(object)
-                values[~(found & index.micros_present[slot][row])] = fill
+                values[micros == NULL_US] = fill
                 block[:, i] = values
-            width = block.shape[1]
-            out[:, start:start + width] = block
-            ages = (since / MICROS).astype(object)
-            ages[~found] = None
-            out[:, age] = ages
-            start, age = start + width, age + 1
-        return out.tolist()
+            if not seen.all():
+                np.copyto(block, missing, where=~seen[:, None])
+            blocks.append(block)
+        ages = (since / MICROS).astype(object)
+        ages[~found] = None
+        blocks.append(ages)
+        return np.concatenate(blocks, axis=1).tolist()
 
 
-_NONE = _objects([None])
+def _matrix(index: _ViewIndex, steps: list) -> np.ndarray:
+    """A view's values for vectors() at index's positions: a column per feature, the last the
+    feature timestamp. Null values, and positions without a row, hold the feature's fill; so
+    does a request-time feature's whole column (vectors() computes its values)."""
+    matrix = np.empty((len(index.ints), len(steps) + 1), dtype=object)
+    for i, (slot, unit, fill, _) in enumerate(steps):
+        if unit is not None:
+            matrix[:, i] = fill
+            continue
+        matrix[:, i] = index.objects[slot]
+        if fill is not None:
+            matrix[np.equal(index.objects[slot], None), i] = fill
+    matrix[:, -1] = index.objects[2]
+    return matrix
 
 
 def _fill(feature: dict, out_type: pa.DataType):
