@@ -425,8 +425,8 @@ class _Plan:
         self.columns = list(self.logged_schema.names) + ages
         self.schema = pa.schema(list(self.logged_schema) + [pa.field(a, pa.float64()) for a in ages])
         self.views = []
-        self.entities, self.batch = {}, []  # for vectors()
-        for view in spec["views"]:
+        self.entities, groups = {}, {}  # for vectors()
+        for number, view in enumerate(spec["views"]):
             index = indexes[view["ref"]]
             steps, fills = [], []
             for feature in view["features"]:
@@ -442,11 +442,9 @@ class _Plan:
             key_at = [self.keys.index(k) for k in view["keys"]]
             entity = entities[tuple(view["keys"])]
             self.entities.setdefault(id(entity), (entity, key_at[0] if len(key_at) == 1 else key_at))
-            computed = [(i, index.ints_at[slot], unit, fill, cast) for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None]
-            self.batch.append((
-                index, id(entity), view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
-                _matrix(index, steps), _objects(fills + [None]), computed,
-            ))
+            # views with one row per key of an entity share their positions: one group
+            group = id(entity) if index.first is None else (id(entity), view["ref"])
+            groups.setdefault(group, (id(entity), []))[1].append((number, index, steps, view["ttl_seconds"]))
             self.views.append((
                 index.by_key,
                 view["ttl_seconds"] * MICROS if view["ttl_seconds"] else None,
@@ -454,6 +452,17 @@ class _Plan:
                 [slot for slot, *_ in steps] if plain else None,
                 steps, fills, fills + [None],
             ))
+        self.groups = [_Group(entity, members) for entity, members in groups.values()]
+        # vectors() puts out the keys, each group's values, then each group's ages: the
+        # served columns are those in another order when a group is not the views in order
+        made = [("key", i) for i in range(len(self.keys))]
+        for group in self.groups:
+            made += [("value", number, i) for number, _, steps, _ in group.members for i in range(len(steps) + 1)]
+        made += [("age", number) for group in self.groups for number in group.views]
+        served = [("key", i) for i in range(len(self.keys))]
+        served += [("value", number, i) for number, view in enumerate(spec["views"]) for i in range(len(view["features"]) + 1)]
+        served += [("age", number) for number in range(len(spec["views"]))]
+        self.order = None if made == served else np.asarray([made.index(column) for column in served], dtype=np.int64)
 
     def key_rows(self, keys: list) -> list[tuple]:
         """[self.key_values(key) for key in keys], faster for the usual one key column."""
@@ -522,11 +531,11 @@ class _Plan:
 
 
     def vectors(self, keys: list[tuple], request_us: int) -> list[list]:
-        """[self.vector(key, request_us) for key in keys], computed a view at a time over the
-        whole batch with numpy: each key numbered once per entity, then per view one gather
-        of its integers and one of its values, the same rules and the same Python objects
+        """[self.vector(key, request_us) for key in keys], computed over the whole batch with
+        numpy: each key numbered once per entity, then per group of views one gather of
+        their integers and one of their values, the same rules and the same Python objects
         as vector() (tests/test_online_store.py compares the two)."""
-        n, numbers = len(keys), {}
+        numbers = {}
         for ref, (entity, at) in self.entities.items():
             found = entity.numbers([key[at] for key in keys] if type(at) is int else [tuple([key[i] for i in at]) for key in keys])
             if found is None:
@@ -535,37 +544,69 @@ class _Plan:
         if len(self.keys) == 1:
             blocks = [_objects([key[0] for key in keys])[:, None]]
         else:
-            blocks = [np.empty((n, len(self.keys)), dtype=object)]
+            blocks = [np.empty((len(keys), len(self.keys)), dtype=object)]
             blocks[0][:] = keys
-        since, found = np.empty((n, len(self.batch)), dtype=np.int64), np.empty((n, len(self.batch)), dtype=bool)
-        for v, (index, entity, ttl, matrix, missing, computed) in enumerate(self.batch):
-            position = index.positions(numbers[entity], request_us)
-            ints = index.ints.take(position, axis=0)
-            age = request_us - ints[:, 1]
-            seen = ints[:, 0] < request_us  # a row becomes visible at its __fk_at
-            if ttl is not None:
-                seen &= age <= ttl
-            since[:, v], found[:, v] = age, seen
-            block = matrix.take(position, axis=0)
-            for i, column, unit, fill, cast in computed:  # featurekit_elapsed: floor of whole units
-                micros = ints[:, column]
-                values = (request_us - micros) // unit
-                values = (values.astype(np.float64) if cast is float else values).astype(object)
-                values[micros == NULL_US] = fill
-                block[:, i] = values
-            if not seen.all():
-                np.copyto(block, missing, where=~seen[:, None])
+        ages = []
+        for group in self.groups:
+            block, age = group.values(numbers[group.entity], request_us)
             blocks.append(block)
-        ages = (since / MICROS).astype(object)
-        ages[~found] = None
-        blocks.append(ages)
-        return np.concatenate(blocks, axis=1).tolist()
+            ages.append(age)
+        out = np.concatenate(blocks + ages, axis=1)
+        return (out if self.order is None else out[:, self.order]).tolist()
+
+
+class _Group:
+    """Views of a feature set whose rows sit at the same positions (those with one row per
+    key of one entity; a view with several rows per key is a group of its own), gathered
+    for batches: one take of their integers and one of their values for all of them.
+    `members`: (the view's number in the feature set, its index, feature steps, ttl)."""
+
+    def __init__(self, entity: int, members: list):
+        self.entity, self.members = entity, members
+        self.views = [number for number, *_ in members]
+        self.positions = members[0][1].positions
+        ints = [index.ints for _, index, _, _ in members]
+        self.ints = ints[0] if len(ints) == 1 else np.hstack(ints)
+        starts = np.cumsum([0] + [i.shape[1] for i in ints])[:-1]
+        self.at, self.feature_us = starts, starts + 1  # columns of self.ints, per member
+        ttls = [ttl * MICROS if ttl else None for *_, ttl in members]
+        self.ttl = None if ttls == [None] * len(ttls) else np.asarray([np.iinfo(np.int64).max if t is None else t for t in ttls], dtype=np.int64)
+        self.matrix = np.hstack([_matrix(index, steps) for _, index, steps, _ in members])
+        self.missing = _objects([fill for *_, steps, _ in members for fill in [*(step[2] for step in steps), None]])
+        self.owner = np.asarray([m for m, (*_, steps, _) in enumerate(members) for _ in range(len(steps) + 1)], dtype=np.int64)
+        widths = np.cumsum([0] + [len(steps) + 1 for *_, steps, _ in members])
+        self.computed = [  # (matrix column, ints column, unit, fill, cast) per request-time feature
+            (widths[m] + i, start + index.ints_at[slot], unit, fill, cast)
+            for m, ((_, index, steps, _), start) in enumerate(zip(members, starts))
+            for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None
+        ]
+
+    def values(self, numbers: np.ndarray, request_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per key, its members' features and feature timestamps, and their ages."""
+        position = self.positions(numbers, request_us)
+        ints = self.ints.take(position, axis=0)
+        age = request_us - ints[:, self.feature_us]
+        seen = ints[:, self.at] < request_us  # a row becomes visible at its __fk_at
+        if self.ttl is not None:
+            seen &= age <= self.ttl
+        block = self.matrix.take(position, axis=0)
+        for i, column, unit, fill, cast in self.computed:  # featurekit_elapsed: floor of whole units
+            micros = ints[:, column]
+            values = (request_us - micros) // unit
+            values = (values.astype(np.float64) if cast is float else values).astype(object)
+            values[micros == NULL_US] = fill
+            block[:, i] = values
+        if not seen.all():
+            np.copyto(block, self.missing, where=~seen[:, self.owner])
+        ages = (age / MICROS).astype(object)
+        ages[~seen] = None
+        return block, ages
 
 
 def _matrix(index: _ViewIndex, steps: list) -> np.ndarray:
-    """A view's values for vectors() at index's positions: a column per feature, the last the
+    """A view's values for batches at index's positions: a column per feature, the last the
     feature timestamp. Null values, and positions without a row, hold the feature's fill; so
-    does a request-time feature's whole column (vectors() computes its values)."""
+    does a request-time feature's whole column (_Group.values computes its values)."""
     matrix = np.empty((len(index.ints), len(steps) + 1), dtype=object)
     for i, (slot, unit, fill, _) in enumerate(steps):
         if unit is not None:
