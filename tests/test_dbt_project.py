@@ -227,6 +227,8 @@ NEW_ROWS = {
         {"order_id": "900002", "customer_id": "7", "order_ts": "2024-11-04 08:00:00", "order_value": "12.0", "status": "returned", "loaded_at": "2024-11-04 08:05:00"},
         {"order_id": "900003", "customer_id": "3", "order_ts": "2024-09-20 14:00:00", "order_value": "40.0", "status": "completed", "loaded_at": "2024-11-04 09:00:00"},
         {"order_id": "900004", "customer_id": "3", "order_ts": "2024-11-04 10:00:00", "order_value": "5.0", "status": "completed", "loaded_at": "2024-11-04 10:01:00"},
+        # loaded late at an instant a view row already sums (the seed's first order)
+        {"order_id": "900005", "customer_id": "1212", "order_ts": "2024-01-02 00:10:55", "order_value": "10.0", "status": "completed", "loaded_at": "2024-11-04 11:00:00"},
     ],
     "raw_support_tickets": [
         {"ticket_id": "900001", "customer_id": "7", "opened_ts": "2024-11-03 10:00:00", "priority": "high", "satisfaction": "", "loaded_at": "2024-11-03 10:05:00"},

@@ -8,9 +8,44 @@
     __fk_since minus the longest window on. -#}
 {% macro featurekit_window_events(spec, existing) %}
 {%- set keys = spec['keys'] %}
-__fk_source as (
+{%- if existing is none %}
+__fk_events as (
+{{ featurekit_window_source(spec) }}
+)
+{%- else %}
+{#- The source is written out in each CTE rather than shared as one: a CTE read twice is
+    materialized whole (every event), and the filters on load and event time could no
+    longer skip the source's old row groups. -#}
+__fk_watermark as (
+    {#- one plain comparison (no "or watermark is null"): so it can skip the source's row
+        groups loaded before the watermark. An empty history takes every event that has a
+        load time; an event without one is never new (a full rebuild takes it in). -#}
+    select coalesce({{ featurekit_newest(existing, 'loaded_at') }}, cast('0001-01-01' as timestamp)) as __fk_loaded_at
+),
+__fk_changed as (
+    select {{ keys | join(', ') }}, min(__fk_ts) as __fk_since
+    from (
+{{ featurekit_window_source(spec) }}
+    ) as s
+    where __fk_loaded_at > (select __fk_loaded_at from __fk_watermark)
+    group by {{ keys | join(', ') }}
+),
+__fk_events as (
+    select s.*
+    from (
+{{ featurekit_window_source(spec) }}
+    ) as s
+    join __fk_changed as c
+      on {% for key in keys %}s.{{ key }} = c.{{ key }} and {% endfor %}s.__fk_ts >= {{ featurekit_add_seconds('c.__fk_since', -spec.windows[-1]) }}
+    where s.__fk_ts >= {{ featurekit_add_seconds('(select min(__fk_since) from __fk_changed)', -spec.windows[-1]) }}
+)
+{%- endif %}
+{%- endmacro %}
+
+{#- The events relation as keys, __fk_ts, __fk_loaded_at and __fk_c1.., after `where`. -#}
+{% macro featurekit_window_source(spec) %}
     select
-        {%- for key in keys %}
+        {%- for key in spec['keys'] %}
         {{ key }},
         {%- endfor %}
         cast({{ spec.timestamp }} as timestamp) as __fk_ts,
@@ -22,27 +57,4 @@ __fk_source as (
     {%- if spec.where %}
     where {{ spec.where }}
     {%- endif %}
-),
-{%- if existing is none %}
-__fk_events as (
-    select * from __fk_source
-)
-{%- else %}
-__fk_watermark as (
-    select max(loaded_at) as __fk_loaded_at from {{ existing }}
-),
-__fk_changed as (
-    select {{ keys | join(', ') }}, min(__fk_ts) as __fk_since
-    from __fk_source
-    where __fk_loaded_at > (select __fk_loaded_at from __fk_watermark)
-       or (select __fk_loaded_at from __fk_watermark) is null
-    group by {{ keys | join(', ') }}
-),
-__fk_events as (
-    select s.*
-    from __fk_source as s
-    join __fk_changed as c
-      on {% for key in keys %}s.{{ key }} = c.{{ key }} and {% endfor %}s.__fk_ts >= {{ featurekit_add_seconds('c.__fk_since', -spec.windows[-1]) }}
-)
-{%- endif %}
 {%- endmacro %}

@@ -1,14 +1,20 @@
 {{ config(unique_key=['customer_id', 'feature_ts']) }}
 
-with orders as (
+with
+{% if is_incremental() %}
+new_orders as (
+    select customer_id, order_ts from {{ ref('stg_orders') }}
+    where loaded_at > {{ featurekit_newest(this, 'loaded_at') }}
+),
+{% endif %}
+
+orders as (
     select * from {{ ref('stg_orders') }}
     where not is_return
     {% if is_incremental() %}
-    -- only customers with orders loaded since the last build
-    and customer_id in (
-        select customer_id from {{ ref('stg_orders') }}
-        where loaded_at > (select max(loaded_at) from {{ this }})
-    )
+    -- a row sums the orders of one instant, so only the instants of orders loaded since
+    -- the last build change (kept below; this bound lets the scan skip older data)
+    and order_ts >= (select min(order_ts) from new_orders)
     {% endif %}
 ),
 
@@ -22,6 +28,9 @@ final as (
         max(loaded_at) as loaded_at
     from orders
     group by customer_id, order_ts
+    {% if is_incremental() %}
+    having (customer_id, order_ts) in (select customer_id, order_ts from new_orders)
+    {% endif %}
 )
 
 select * from final
