@@ -29,6 +29,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -74,6 +75,8 @@ SCHEMAS = {
     ),
 }
 TABLES = list(SCHEMAS)
+# Rows per Parquet row group: small enough that a filter on load time skips most of a table.
+ROW_GROUP_SIZE = 122_880
 
 # Model knobs, per plan in PLANS order.
 PLAN_SHARE = [0.50, 0.33, 0.17]
@@ -373,10 +376,13 @@ def write_seeds(seeds_dir="seeds") -> None:
 
 
 def write_parquet(out_dir, n_customers: int, seed: int = 7) -> None:
-    """Same rows as `generate`, streamed block by block into <table>.parquet."""
+    """Same rows as `generate`, streamed block by block, then each table with a load time
+    stored in load order (stable), as a landing table that loads append to is: the
+    incremental builds' filters on load time then skip the row groups loaded before."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writers = {name: pq.ParquetWriter(out_dir / f"{name}.parquet", SCHEMAS[name]) for name in TABLES}
+    unsorted = {name: out_dir / f".{name}.unsorted.parquet" for name in TABLES}
+    writers = {name: pq.ParquetWriter(unsorted[name], SCHEMAS[name]) for name in TABLES}
     try:
         for block in _blocks(n_customers, seed):
             for name, table in block.items():
@@ -384,6 +390,30 @@ def write_parquet(out_dir, n_customers: int, seed: int = 7) -> None:
     finally:
         for w in writers.values():
             w.close()
+    try:
+        for name, path in unsorted.items():
+            if "loaded_at" in SCHEMAS[name].names:
+                _write_in_load_order(path, out_dir / f"{name}.parquet", SCHEMAS[name])
+            else:
+                path.replace(out_dir / f"{name}.parquet")
+    finally:
+        for path in unsorted.values():
+            path.unlink(missing_ok=True)
+
+
+def _write_in_load_order(source: Path, target: Path, schema: pa.Schema) -> None:
+    con = duckdb.connect()  # it sorts (and spills): the whole table never sits in memory
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        reader = con.sql(
+            f"SELECT * EXCLUDE (file_row_number) FROM read_parquet('{source}', file_row_number = true) "
+            "ORDER BY loaded_at, file_row_number"
+        ).to_arrow_reader(ROW_GROUP_SIZE)
+        with pq.ParquetWriter(target, schema) as writer:
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema), row_group_size=ROW_GROUP_SIZE)
+    finally:
+        con.close()
 
 
 def main(argv=None) -> None:
