@@ -191,7 +191,7 @@ class _Snapshot:
         entities = {keys: _Entity(views, len(keys) == 1 and _integer_keys(manifest, keys[0])) for keys, views in by_keys.items()}
         self._plans = {name: _Plan(spec, indexes, entities) for name, spec in manifest["feature_sets"].items()}
         for index in indexes.values():
-            del index.objects  # each plan made its own matrices from them
+            del index.objects, index.ints  # each plan made its own matrices from them
 
     def plan(self, feature_set: str) -> "_Plan":
         try:
@@ -283,7 +283,8 @@ class _ViewIndex:
         number, -1, lands there). `ints` has per position __fk_at, the feature timestamp
         and the request-time sources in microseconds (columns `ints_at`), NULL_US for null;
         `objects` the value sources and the feature timestamp (slot 2) as the very Python
-        objects the row tuples hold, None for null, until the plans made their matrices."""
+        objects the row tuples hold, None for null. The plans make their own matrices of
+        both (_Group), then the snapshot drops them."""
         columns, rows = self._columns, len(self._columns[0])
         if len(self.counts) and self.counts.max() > 1:
             place, length = np.arange(rows), rows + 1
@@ -299,8 +300,11 @@ class _ViewIndex:
         self.ints = np.full((length, 2 + len(micros)), NULL_US, dtype=np.int64)
         self.ints[:, 0] = np.iinfo(np.int64).max  # positions without a row: never visible
         self.ints[:, 1] = 0
-        for column, slot in enumerate([0, 1, *micros]):
+        self.ints[place, 0], self.ints[place, 1] = columns[0], columns[1]
+        for column, slot in enumerate(micros, 2):
             self.ints[place, column] = [NULL_US if v is None else v for v in columns[slot]]
+        if self.first is not None:
+            self.at = self.ints[:, 0].copy()  # for positions()
         self.objects = {}
         for slot in [2, *(slot for (form, _), slot in self.slots.items() if form == "value")]:
             self.objects[slot] = np.full(length, None, dtype=object)
@@ -312,7 +316,7 @@ class _ViewIndex:
         last one visible before the request, as rows are in __fk_at order)."""
         if self.first is None:
             return numbers
-        at, first, count = self.ints[:, 0], self.first[numbers], self.many[numbers]
+        at, first, count = self.at, self.first[numbers], self.many[numbers]
         position = np.where((count > 0) & (at[first] < request_us), first, -1)
         for j in range(1, min(self.max_rows, int(count.max(initial=0)))):
             has = j < count
