@@ -573,14 +573,14 @@ class _Group:
         self.ints = ints[0] if len(ints) == 1 else np.hstack(ints)
         starts = np.cumsum([0] + [i.shape[1] for i in ints])[:-1]
         self.at, self.feature_us = starts, starts + 1  # columns of self.ints, per member
-        ttls = [ttl * MICROS if ttl else None for *_, ttl in members]
-        self.ttl = None if ttls == [None] * len(ttls) else np.asarray([np.iinfo(np.int64).max if t is None else t for t in ttls], dtype=np.int64)
+        ttls = [ttl * MICROS if ttl else np.iinfo(np.int64).max for *_, ttl in members]
+        self.ttl = np.asarray(ttls, dtype=np.int64) if any(ttl for *_, ttl in members) else None
         self.matrix = np.hstack([_matrix(index, steps) for _, index, steps, _ in members])
         self.missing = _objects([fill for *_, steps, _ in members for fill in [*(step[2] for step in steps), None]])
         self.owner = np.asarray([m for m, (*_, steps, _) in enumerate(members) for _ in range(len(steps) + 1)], dtype=np.int64)
-        widths = np.cumsum([0] + [len(steps) + 1 for *_, steps, _ in members])
+        firsts = np.cumsum([0] + [len(steps) + 1 for *_, steps, _ in members])  # of self.matrix
         self.computed = [  # (matrix column, ints column, unit, fill, cast) per request-time feature
-            (widths[m] + i, start + index.ints_at[slot], unit, fill, cast)
+            (firsts[m] + i, start + index.ints_at[slot], unit, fill, cast)
             for m, ((_, index, steps, _), start) in enumerate(zip(members, starts))
             for i, (slot, unit, fill, cast) in enumerate(steps) if unit is not None
         ]
