@@ -104,6 +104,35 @@ def test_incremental_builds_equal_full_builds(project):
     assert_equal_to_full_build(project, "2024-06-20 00:00:00")
 
 
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.slow
+def test_a_changed_view_definition_rebuilds_its_online_table(project):
+    """A view rebuilt with new logic over the same loads has the same load times and new
+    values: its online table must be rebuilt in full, whether the view's SQL or a macro it
+    reaches (here the DuckDB implementation of a dispatched one) changed."""
+    build_online(project, "2024-06-01 00:00:00")
+    edit(project / "models" / "features" / "last_purchase_v1.sql", "sum(order_value) as", "2 * sum(order_value) as")
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE last_purchase_v1")
+    _, incremental = build_online(project, "2024-06-02 00:00:00")
+    assert incremental == set(online_views(project)) - {"last_purchase_v1"}
+    assert_equal_to_full_build(project, "2024-06-02 00:00:00")
+
+    windowed = {ref for ref, view in feature_views(Project(project)).items() if view["windowed"]}
+    edit(project / "macros" / "featurekit" / "featurekit_window_history.sql",
+         "{{ seconds * 1000000 - 1 }} preceding", "{{ seconds * 1000000 }} preceding")
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE customer_orders_v1")
+    _, incremental = build_online(project, "2024-06-03 00:00:00")
+    assert "customer_orders_v1" in windowed and incremental == set(online_views(project)) - windowed
+    assert_equal_to_full_build(project, "2024-06-03 00:00:00")
+
+
 @pytest.mark.slow
 def test_a_repeated_key_and_instant_in_new_rows_fails_the_build(project):
     """A view build that writes one key and instant twice (delete+insert replaces older rows,

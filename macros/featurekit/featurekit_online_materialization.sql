@@ -20,8 +20,11 @@
     A view dropped and built again (to take in restated, deleted or late events older than
     its watermark) breaks that contract: the count and sum of the change column over its
     rows loaded up to W, kept from the previous build, then differ, and the online table
-    is rebuilt in full. So does an earlier as-of time, a missing state or --full-refresh.
-    The state (as-of, watermark, count, sum) is a one-row table <online table>__fk_state.
+    is rebuilt in full. So does a changed definition of the view (its SQL or a project macro
+    it reaches): a view rebuilt with new logic over the same loads holds new values under
+    the same load times. So does an earlier as-of time, a missing state or --full-refresh.
+    The state (as-of, watermark, count, sum, definition) is a one-row table
+    <online table>__fk_state.
 
     Each build also checks that no (keys, feature timestamp) repeats, since the
     point-in-time pick among such rows is arbitrary: a full build over the whole view, an
@@ -87,10 +90,15 @@
   {%- if column is none -%}
     {{ return(plan) }}
   {%- endif -%}
+  {%- set definition = featurekit_view_definition(view) -%}
+  {%- do plan.update({'definition': definition}) -%}
   {%- set previous = none -%}
   {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none -%}
-    {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ ' >= as_of from ' ~ state).rows -%}
-    {%- set previous = rows[0] if rows | length == 1 and rows[0][4] and rows[0][1] is not none else none -%}
+    {%- set found = run_query('select * from ' ~ state) -%}
+    {%- if found.column_names | map('lower') | list == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition'] -%}
+      {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ " >= as_of and definition = '" ~ definition ~ "' from " ~ state).rows -%}
+      {%- set previous = rows[0] if rows | length == 1 and rows[0][4] and rows[0][1] is not none else none -%}
+    {%- endif -%}
   {%- endif -%}
   {%- if previous is not none -%}
     {%- set watermark = "cast('" ~ previous[1] ~ "' as timestamp)" -%}
@@ -202,8 +210,31 @@
   {% call statement('featurekit_online_state') %}
     {{ get_create_table_as_sql(False, tmp,
         'select ' ~ as_of ~ ' as as_of, ' ~ watermark ~ ' as watermark, cast(' ~ plan.rows ~ ' as bigint) as rows_loaded, '
-        ~ "cast('" ~ (plan.digest or 0) ~ "' as varchar) as digest") }}
+        ~ "cast('" ~ (plan.digest or 0) ~ "' as varchar) as digest, '" ~ plan.definition ~ "' as definition") }}
   {% endcall %}
   {{ drop_relation_if_exists(state) }}
   {{ adapter.rename_relation(tmp, state) }}
+{% endmacro %}
+
+{#- A digest of what a feature view's rows follow from: its SQL and every project macro it
+    reaches, with the adapter implementations of dispatched ones (dbt may record a dispatch
+    as a call to the dispatching macro only); the rule `featurekit lock` checksums by. -#}
+{% macro featurekit_view_definition(view) %}
+  {%- set node = graph.nodes[view.unique_id] -%}
+  {%- set reached = [] -%}
+  {%- set texts = [node.raw_code] -%}
+  {%- set pending = node.depends_on.macros | map('replace', 'macro.' ~ node.package_name ~ '.', '') | list -%}
+  {#- a bounded loop stands in for a while loop, which Jinja has not -#}
+  {%- for _ in range(10000) if pending -%}
+    {%- set name = pending.pop() -%}
+    {%- set found = context.get(name) if '.' not in name and name not in reached else none -%}
+    {%- set macro = found.macro if found is not none and found.macro is defined else none -%}
+    {%- if macro is not none and macro.package_name == node.package_name -%}
+      {%- do reached.append(name) -%}
+      {%- do texts.append(name ~ '\n' ~ macro.macro_sql) -%}
+      {%- do pending.extend(macro.depends_on.macros | map('replace', 'macro.' ~ node.package_name ~ '.', '') | list) -%}
+      {%- do pending.extend([adapter.type() ~ '__' ~ name, 'default__' ~ name]) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(local_md5((texts[:1] + (texts[1:] | sort | list)) | join('\n'))) }}
 {% endmacro %}
