@@ -46,6 +46,8 @@ def test_refresh_publishes_a_snapshot_with_its_manifest(built_project):
         # the newest order, not the rows where orders leave the window 30 days later
         newest = con.sql("SELECT max(feature_ts) FROM customer_orders_v1 WHERE loaded_at IS NOT NULL").fetchall()[0][0]
         assert con.sql("SELECT max(feature_ts) FROM customer_orders_v1").fetchall()[0][0] > newest
+        # recorded by the online table's build, which reads the history anyway
+        assert con.sql("SELECT newest_data FROM online_customer_orders_v1__fk_state").fetchall() == [(newest,)]
     assert manifest["views"]["customer_orders_v1"]["max_feature_ts"] == newest.isoformat() + "+00:00"
     assert len(manifest["dbt_manifest_sha256"]) == 64
     assert manifest["feature_sets"]["churn_model"]["columns"][:3] == ["customer_id", "plan", "tenure_days"]

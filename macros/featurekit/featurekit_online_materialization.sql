@@ -23,8 +23,8 @@
     is rebuilt in full. So does a changed definition of the view (its SQL or a project macro
     it reaches): a view rebuilt with new logic over the same loads holds new values under
     the same load times. So does an earlier as-of time, a missing state or --full-refresh.
-    The state (as-of, watermark, count, sum, definition) is a one-row table
-    <online table>__fk_state.
+    The state (as-of, watermark, count, sum, definition, and a window history's newest
+    data for publish) is a one-row table <online table>__fk_state.
 
     Each build also checks that no (keys, feature timestamp) repeats, since the
     point-in-time pick among such rows is arbitrary: a full build over the whole view, an
@@ -95,16 +95,17 @@
   {%- set previous = none -%}
   {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none -%}
     {%- set found = run_query('select * from ' ~ state) -%}
-    {%- if found.column_names | map('lower') | list == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition'] -%}
+    {%- if found.column_names | map('lower') | list == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition', 'newest_data'] -%}
       {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ " >= as_of and definition = '" ~ definition ~ "' from " ~ state).rows -%}
       {%- set previous = rows[0] if rows | length == 1 and rows[0][4] and rows[0][1] is not none else none -%}
     {%- endif -%}
   {%- endif -%}
   {%- if previous is not none -%}
     {%- set watermark = "cast('" ~ previous[1] ~ "' as timestamp)" -%}
-    {%- set before = featurekit_online_summary(view, column, column ~ ' <= ' ~ watermark) -%}
+    {%- set before = featurekit_online_summary(view, column, column ~ ' <= ' ~ watermark, as_of) -%}
     {%- if before.rows == previous[2] and before.digest == previous[3] | int -%}
-      {%- set after = featurekit_online_summary(view, column, column ~ ' > ' ~ watermark) -%}
+      {%- set after = featurekit_online_summary(view, column, column ~ ' > ' ~ watermark, as_of) -%}
+      {%- set newest = [before.newest_data, after.newest_data] | reject('none') | list -%}
       {%- do plan.update({
           'incremental': true,
           'as_of': "cast('" ~ previous[0] ~ "' as timestamp)",
@@ -112,21 +113,25 @@
           'new_watermark': after.newest or previous[1],
           'rows': before.rows + after.rows,
           'digest': before.digest + after.digest,
+          'newest_data': newest | max if newest else none,
       }) -%}
       {{ return(plan) }}
     {%- endif -%}
   {%- endif -%}
-  {%- set all = featurekit_online_summary(view, column, column ~ ' is not null') -%}
-  {%- do plan.update({'new_watermark': all.newest, 'rows': all.rows, 'digest': all.digest}) -%}
+  {%- set all = featurekit_online_summary(view, column, column ~ ' is not null', as_of) -%}
+  {%- do plan.update({'new_watermark': all.newest, 'rows': all.rows, 'digest': all.digest, 'newest_data': all.newest_data}) -%}
   {{ return(plan) }}
 {% endmacro %}
 
-{#- The view's rows where `condition` holds: how many, the newest change time and an exact
-    order-independent digest of the change times (a whole number). -#}
-{% macro featurekit_online_summary(view, column, condition) %}
-  {%- set row = run_query('select count(*), max(' ~ column ~ '), ' ~ featurekit_online_digest(column)
+{#- The view's rows where `condition` holds: how many, the newest change time, an exact
+    order-independent digest of the change times (a whole number) and, for a window history,
+    the newest data strictly before `as_of` (featurekit_data_row): publish records it as the
+    snapshot's newest served data, which expiry rows hide from the online rows. -#}
+{% macro featurekit_online_summary(view, column, condition, as_of) %}
+  {%- set newest_data = 'max(case when ' ~ featurekit_data_row(view, as_of, true) ~ ' then ' ~ view.timestamp ~ ' end)' if view.windowed else 'null' -%}
+  {%- set row = run_query('select count(*), max(' ~ column ~ '), ' ~ featurekit_online_digest(column) ~ ', ' ~ newest_data
       ~ ' from ' ~ view.relation ~ ' where ' ~ condition).rows[0] -%}
-  {{ return({'rows': row[0], 'newest': row[1], 'digest': (row[2] or 0) | int}) }}
+  {{ return({'rows': row[0], 'newest': row[1], 'digest': (row[2] or 0) | int, 'newest_data': row[3]}) }}
 {% endmacro %}
 
 {#- The sum of a timestamp column as whole numbers, as text (exact, whatever the order). -#}
@@ -210,7 +215,8 @@
   {% call statement('featurekit_online_state') %}
     {{ get_create_table_as_sql(False, tmp,
         'select ' ~ as_of ~ ' as as_of, ' ~ watermark ~ ' as watermark, cast(' ~ plan.rows ~ ' as bigint) as rows_loaded, '
-        ~ "cast('" ~ (plan.digest or 0) ~ "' as varchar) as digest, '" ~ plan.definition ~ "' as definition") }}
+        ~ "cast('" ~ (plan.digest or 0) ~ "' as varchar) as digest, '" ~ plan.definition ~ "' as definition, "
+        ~ ("cast('" ~ plan.newest_data ~ "' as timestamp)" if plan.newest_data is not none else 'cast(null as timestamp)') ~ ' as newest_data') }}
   {% endcall %}
   {{ drop_relation_if_exists(state) }}
   {{ adapter.rename_relation(tmp, state) }}

@@ -116,7 +116,7 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
     if not views:
         return {}
     cutoff = f"CAST({_sql_string(now.isoformat(sep=' '))} AS TIMESTAMP)"
-    parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(view, cutoff)}) AS newest" for view in views]
+    parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(project.macros, view, cutoff)}) AS newest" for view in views]
     con = project.connect_warehouse()
     try:
         return dict(con.execute(" UNION ALL ".join(parts)).fetchall())
@@ -127,16 +127,12 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         con.close()
 
 
-def newest_data_sql(view: dict, cutoff: str, strictly_before: bool = False) -> str:
+def newest_data_sql(macros, view: dict, cutoff: str, strictly_before: bool = False) -> str:
     """A query for the greatest feature timestamp of `view`'s data rows known at `cutoff`
-    (a SQL timestamp expression), or strictly before it (what a snapshot as of `cutoff` holds)."""
-    known = "<" if strictly_before else "<="
-    condition = f"{view['timestamp']} {known} {cutoff}"
-    if view["available_at"]:
-        condition += f" AND {view['available_at']} {known} {cutoff}"
-    if view.get("windowed"):
-        condition += " AND loaded_at IS NOT NULL"
-    return f"SELECT max({view['timestamp']}) FROM {view['relation']} WHERE {condition}"
+    (a SQL timestamp expression), or strictly before it (what a snapshot as of `cutoff` holds);
+    the rule is the macro featurekit_data_row's."""
+    known = macros.call("featurekit_data_row", view, cutoff, strictly_before)
+    return f"SELECT max({view['timestamp']}) FROM {view['relation']} WHERE {known}"
 
 
 def _current_snapshot(online_dir) -> dict | None:

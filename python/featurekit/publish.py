@@ -108,7 +108,7 @@ def rollback(online_dir, to: str | None = None) -> str:
 def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
     """Every view a feature set uses: its full spec and its online table's relation."""
     models = {
-        node["name"]: node["relation_name"]
+        node["name"]: node
         for node in project.manifest.get("nodes", {}).values()
         if node.get("resource_type") == "model"
     }
@@ -126,7 +126,14 @@ def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
                     f"feature set {spec['name']} uses {ref}, which has no online table: add models/online/{table}.sql "
                     f"containing {{{{ featurekit_online_table(ref('{view['name']}'{version})) }}}} and run `featurekit refresh`"
                 )
-            views[ref] = {"spec": all_views[ref], "relation": models[table], "model": table}
+            node = models[table]
+            views[ref] = {
+                "spec": all_views[ref],
+                "relation": node["relation_name"],
+                "model": table,
+                # the online table's build state (featurekit_online_materialization.sql)
+                "state": (node["database"], node["schema"], f"{node['alias']}__fk_state"),
+            }
     return views
 
 
@@ -179,14 +186,7 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
     rows, keys, future = con.execute(
         f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), count(*) FILTER (WHERE __fk_at >= {at}) FROM {table}"
     ).fetchall()[0]
-    # The newest data served: the snapshot's own rows hold it, except a window history's
-    # expiry rows, which are no new data (freshness's rule, read from the history).
-    newest = (
-        newest_data_sql(spec, at, strictly_before=True)
-        if spec.get("windowed")
-        else f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}"
-    )
-    max_ts = con.execute(newest).fetchall()[0][0]
+    max_ts = _newest_served(con, project, spec, view, table, at, as_of)
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
     return {
         "table": ref,
@@ -202,6 +202,26 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         # the SLA travels with the snapshot: servers judge staleness without the dbt project
         "freshness": freshness_sla(project.macros, spec),
     }
+
+
+def _newest_served(con, project: Project, spec: dict, view: dict, table: str, at: str, as_of) -> datetime | None:
+    """The newest data the snapshot serves (freshness's rule, featurekit_data_row): the
+    snapshot's own rows hold it, except in a window history, whose online rows keep expiry
+    rows (no new data) in place of older events. For those, the online table's build
+    recorded it in its state while reading the history anyway; else it is read here."""
+    if not spec.get("windowed"):
+        return con.execute(f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}").fetchall()[0][0]
+    database, schema, name = view["state"]
+    recorded = as_of is None and con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
+        "AND column_name = 'newest_data'", [database, schema, name]
+    ).fetchall()[0][0]
+    if recorded:  # not when built before the state recorded it, or by another materialization
+        state = ".".join(_ident(part) for part in view["state"])
+        found = con.execute(f"SELECT newest_data FROM {state} WHERE as_of = {at}").fetchall()
+        if found:
+            return found[0][0]
+    return con.execute(newest_data_sql(project.macros, spec, at, strictly_before=True)).fetchall()[0][0]
 
 
 def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict) -> dict:
