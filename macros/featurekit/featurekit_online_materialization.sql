@@ -223,8 +223,10 @@
 {% endmacro %}
 
 {#- A digest of what a feature view's rows follow from: its SQL and every project macro it
-    reaches, with the adapter implementations of dispatched ones (dbt may record a dispatch
-    as a call to the dispatching macro only); the rule `featurekit lock` checksums by. -#}
+    reaches, with this adapter's and the default implementation of dispatched ones (dbt may
+    record a dispatch as a call to the dispatching macro only). The same reach as
+    `featurekit lock` (lockfile.py), which works from the manifest outside dbt; this one
+    runs inside the build, from dbt's own graph and macros. -#}
 {% macro featurekit_view_definition(view) %}
   {%- set node = graph.nodes[view.unique_id] -%}
   {%- set reached = [] -%}
