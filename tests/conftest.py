@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import duckdb
 import pytest
 
 import featurekit
+from featurekit.macros import MacroRenderer
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
@@ -51,3 +53,22 @@ def built_project(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("built") / "project")
     featurekit_cli("refresh", "--select", "featurekit", "--project-dir", str(project))  # all, training models too
     return project
+
+
+# Both implementations of every macro: DuckDB's and the portable default__.
+ADAPTERS = ["duckdb", "default"]
+
+
+@pytest.fixture(scope="session")
+def renderers(built_project) -> dict[str, MacroRenderer]:
+    """The project's macros rendered outside dbt, from the built project's manifest."""
+    manifest = json.loads((built_project / "target" / "manifest.json").read_text())
+    return {adapter: MacroRenderer(manifest, adapter) for adapter in ADAPTERS}
+
+
+@pytest.fixture
+def oracle_db(tmp_path):
+    con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    yield con
+    con.close()

@@ -13,7 +13,6 @@ against the same oracle over the built example warehouse.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -30,9 +29,8 @@ from hypothesis import strategies as st
 import featurekit
 from featurekit.macros import MacroRenderer
 from featurekit.project import Project
-from conftest import featurekit_cli
+from conftest import ADAPTERS, featurekit_cli
 
-ADAPTERS = ["duckdb", "default"]
 EPOCH = datetime(2024, 1, 1)
 US = timedelta(microseconds=1)
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
@@ -191,7 +189,7 @@ def draw_specs(draw) -> list[dict]:
             feature("seen_hours", "seen_ts", fill=draw.choice([None, -1]), unit=draw.choice(["minute", "hour", "day"])),
         ],
         ttl_seconds=draw.choice(TTLS),
-        windowed=draw.choice([False, True]),  # a window history's join reads only the labels' keys
+        windowed=draw.choice([False, True]),  # publish and freshness read it; the join must not care
     )
     pair = view_spec(
         "pair",
@@ -324,24 +322,6 @@ def run_case(con, renderer: MacroRenderer, case: Case) -> list[str]:
         return [f"columns {columns}, expected {expected_columns}"]
     expected = oracle(case.specs, case.rows, case.labels, case.label_columns, "label_ts")
     return mismatches(expected, actual, columns)
-
-
-@pytest.fixture(scope="module")
-def manifest(built_project) -> dict:
-    return json.loads((built_project / "target" / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def renderers(manifest) -> dict[str, MacroRenderer]:
-    return {adapter: MacroRenderer(manifest, adapter) for adapter in ADAPTERS}
-
-
-@pytest.fixture
-def oracle_db(tmp_path):
-    con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
-    con.execute("SET TimeZone = 'UTC'")
-    yield con
-    con.close()
 
 
 def test_view_spec_shape(renderers):

@@ -10,7 +10,7 @@ import random
 from collections import Counter
 
 import pytest
-from test_point_in_time_oracle import SeededDraw, draw_case, manifest, oracle_db, renderers, run_case  # noqa: F401 (fixtures)
+from test_point_in_time_oracle import SeededDraw, draw_case, run_case
 
 CROWDED = 8  # the macro's limit: more label rows than this on a key take the ASOF plan
 

@@ -14,7 +14,6 @@ side of each. Incremental runs (existing=) are checked against a full rebuild.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from datetime import datetime, timedelta
@@ -24,8 +23,8 @@ import pytest
 
 from featurekit.errors import FeaturekitError
 from featurekit.macros import MacroRenderer
+from conftest import ADAPTERS
 
-ADAPTERS = ["duckdb", "default"]
 EPOCH = datetime(2024, 1, 1)
 US = timedelta(microseconds=1)
 WINDOWS = {"1 second": 1, "10 seconds": 10, "1 minute": 60, "1 hour": 3600}
@@ -217,12 +216,6 @@ def history_shape_problems(con, case: Case) -> list[str]:
     if set(rows) != want:
         problems.append(f"history instants differ: missing {sorted(want - set(rows))[:3]}, extra {sorted(set(rows) - want)[:3]}")
     return problems
-
-
-@pytest.fixture(scope="module")
-def renderers(built_project) -> dict[str, MacroRenderer]:
-    manifest = json.loads((built_project / "target" / "manifest.json").read_text())
-    return {adapter: MacroRenderer(manifest, adapter) for adapter in ADAPTERS}
 
 
 @pytest.fixture
