@@ -17,7 +17,8 @@ rows are exact duplicates, as in real label files.
 
 Everything is vectorised numpy, built in fixed blocks of customers that each
 have their own random stream, so `generate` and `write_parquet` produce the
-same rows and Parquet output never needs more than one block in memory.
+same rows (Parquet stores them in load order) and Parquet output never needs more than one
+block in memory (DuckDB sorts it into load order, spilling to disk if it must).
 
     PYTHONPATH=python python -m featurekit.shop_data seeds [--dir seeds]
     PYTHONPATH=python python -m featurekit.shop_data parquet --scale medium --dir DIR
@@ -404,7 +405,6 @@ def write_parquet(out_dir, n_customers: int, seed: int = 7) -> None:
 def _write_in_load_order(source: Path, target: Path, schema: pa.Schema) -> None:
     con = duckdb.connect()  # it sorts (and spills): the whole table never sits in memory
     try:
-        con.execute("SET preserve_insertion_order = true")
         reader = con.sql(
             f"SELECT * EXCLUDE (file_row_number) FROM read_parquet('{source}', file_row_number = true) "
             "ORDER BY loaded_at, file_row_number"
