@@ -257,8 +257,23 @@ def test_incremental_run_equals_build_from_scratch(built_project, tmp_path):
     dbt_ok(scratch, *views_only)
 
     runs = incremental / "target" / "run" / "featurekit" / "models" / "features"
-    assert all("delete from" in (runs / f"{view}.sql").read_text() for view in FEATURE_VIEWS)  # incremental runs
+    for view in FEATURE_VIEWS:  # incremental runs, their deletes bounded by the batch's earliest instant
+        assert "and DBT_INCREMENTAL_TARGET.feature_ts >= (select min(feature_ts) from" in (runs / f"{view}.sql").read_text(), view
     # its order, and the instant 30 days later when it leaves the window
     assert query(incremental, "SELECT count(*) FROM customer_orders_v1 WHERE customer_id = 1501") == [(2,)]
     for view in FEATURE_VIEWS:
         assert table(incremental, view) == table(scratch, view), view
+
+
+def test_history_strategy_needs_the_timestamp_in_the_unique_key(built_project, tmp_path):
+    project = copy_built(built_project, tmp_path / "project")
+    model = project / "models" / "features" / "customer_profile_v1.sql"
+    model.write_text(model.read_text().replace("unique_key=['customer_id', 'feature_ts']", "unique_key=['customer_id']"))
+
+    result = dbt(project, "run", "--select", "customer_profile")
+
+    assert result.returncode == 1
+    assert (
+        "models/features/customer_profile_v1.sql: incremental_strategy featurekit_history needs unique_key = "
+        "the view's keys and its timestamp column 'feature_ts', got ['customer_id']"
+    ) in result.stdout
