@@ -141,6 +141,8 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
     con = project.connect_warehouse()
     try:
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
+        # the store sorts the rows when it loads them: let the copy write in parallel (1.4 -> 1.0 s at 1M keys)
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN")  # one commit for all tables: written straight to the file, no WAL to replay
         view_records = {}
         for ref, view in views.items():
