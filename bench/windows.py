@@ -126,7 +126,7 @@ def project_files(data_dir: Path) -> dict[str, str]:
             "select * from read_parquet('{{ var(\"bench_events\") }}/*.parquet')\n"
         ),
         "models/windowed_v1.sql": (
-            "{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['customer_id', 'feature_ts']) }}\n"
+            "{{ config(materialized='incremental', incremental_strategy='featurekit_history', unique_key=['customer_id', 'feature_ts']) }}\n"
             "{{ featurekit_window_history(\n    ref('bench_events'),\n    keys=['customer_id'],\n    timestamp='order_ts',\n"
             "    loaded_at='loaded_at',\n    where='not is_return',\n    aggregates=[\n"
             f"{aggregates},\n    ],\n    existing=this if is_incremental() else none,\n) }}}}\n"
