@@ -42,8 +42,8 @@
   {%- if plan.incremental -%}
     {%- set changed = featurekit_online_changed_keys(view, plan.column, plan.watermark) -%}
     {{ featurekit_online_check_unique(view, plan.column ~ ' > ' ~ plan.watermark) }}
+    {#- created and dropped in this node's one transaction: never left behind -#}
     {%- set recomputed = this.incorporate(path={'identifier': this.identifier ~ '__fk_recomputed'}, type='table') -%}
-    {{ drop_relation_if_exists(load_cached_relation(recomputed)) }}
     {% call statement('main') %}
       {#- computed first: for a window history it reads the changed keys' old online rows -#}
       {{ get_create_table_as_sql(False, recomputed, featurekit_online_rows(featurekit_online_restricted(view, changed, target, plan), as_of)) }};
@@ -118,6 +118,7 @@
           'rows': before.rows + after.rows,
           'digest': before.digest + after.digest,
           'newest_data': newest | max if newest else none,
+          'since': "cast('" ~ after.earliest ~ "' as timestamp)" if after.earliest is not none else 'cast(null as timestamp)',
       }) -%}
       {{ return(plan) }}
     {%- endif -%}
@@ -128,14 +129,15 @@
 {% endmacro %}
 
 {#- The view's rows where `condition` holds: how many, the newest change time, an exact
-    order-independent digest of the change times (a whole number) and, for a window history,
+    order-independent digest of the change times (a whole number), the earliest feature
+    timestamp and, for a window history,
     the newest data strictly before `as_of` (featurekit_data_row): publish records it as the
     snapshot's newest served data, which expiry rows hide from the online rows. -#}
 {% macro featurekit_online_summary(view, column, condition, as_of) %}
   {%- set newest_data = 'max(case when ' ~ featurekit_data_row(view, as_of, true) ~ ' then ' ~ view.timestamp ~ ' end)' if view.windowed else 'null' -%}
   {%- set row = run_query('select count(*), max(' ~ column ~ '), ' ~ featurekit_online_digest(column) ~ ', ' ~ newest_data
-      ~ ' from ' ~ view.relation ~ ' where ' ~ condition).rows[0] -%}
-  {{ return({'rows': row[0], 'newest': row[1], 'digest': (row[2] or 0) | int, 'newest_data': row[3]}) }}
+      ~ ', min(' ~ view.timestamp ~ ') from ' ~ view.relation ~ ' where ' ~ condition).rows[0] -%}
+  {{ return({'rows': row[0], 'newest': row[1], 'digest': (row[2] or 0) | int, 'newest_data': row[3], 'earliest': row[4]}) }}
 {% endmacro %}
 
 {#- The sum of a timestamp column as whole numbers, as text (exact, whatever the order). -#}
@@ -160,9 +162,10 @@
     keys' online rows exactly.
 
     A window history (without an availability column) is read only from the earliest
-    feature timestamp among its rows loaded since the last build, B, on; before B the
-    changed keys' old online rows stand in for it. Its incremental builds rewrite a key's
-    rows only from the key's earliest new event on (featurekit_window_events), and that
+    feature timestamp among its rows loaded since the last build, B (plan.since, from the
+    plan's summary of those rows), on; before B the changed keys' old online rows stand in
+    for it (without an availability column a row's __fk_at is its feature timestamp). Its
+    incremental builds rewrite a key's rows only from the key's earliest new event on (featurekit_window_events), and that
     event's row is loaded after the watermark, so every row before B is as it was at the
     last build, and its instants only grow. The old online rows hold, per key, the row
     current at the previous as-of time A0 and every row from A0 on; before B they hold the
@@ -175,12 +178,11 @@
   {%- do restricted.update(view) -%}
   {%- set in_changed = featurekit_online_key_in('__fk_v', view['keys'], changed) -%}
   {%- if view.windowed and not view.available_at -%}
-    {%- set since = '(select min(' ~ view.timestamp ~ ') from ' ~ view.relation ~ ' where ' ~ plan.column ~ ' > ' ~ plan.watermark ~ ')' -%}
     {%- set columns = view['keys'] + featurekit_fetched_columns(view) | reject('equalto', view.timestamp) | list -%}
     {%- do restricted.update({'relation': '(select ' ~ (columns + [view.timestamp]) | join(', ') ~ ' from ' ~ view.relation ~ ' as __fk_v'
-        ~ ' where __fk_v.' ~ view.timestamp ~ ' >= ' ~ since ~ ' and ' ~ in_changed
+        ~ ' where __fk_v.' ~ view.timestamp ~ ' >= ' ~ plan.since ~ ' and ' ~ in_changed
         ~ ' union all select ' ~ (columns + ['__fk_at as ' ~ view.timestamp]) | join(', ') ~ ' from ' ~ target ~ ' as __fk_v'
-        ~ ' where __fk_v.__fk_at < ' ~ since ~ ' and ' ~ in_changed ~ ')'}) -%}
+        ~ ' where __fk_v.__fk_at < ' ~ plan.since ~ ' and ' ~ in_changed ~ ')'}) -%}
   {%- else -%}
     {%- do restricted.update({'relation': '(select * from ' ~ view.relation ~ ' as __fk_v where ' ~ in_changed ~ ')'}) -%}
   {%- endif -%}

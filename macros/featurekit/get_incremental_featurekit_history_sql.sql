@@ -5,8 +5,7 @@
     the condition is a cheap comparison that spares the join most of a long history (a
     windowed view's delete at 1M keys: 0.30 -> 0.06-0.08 s). -#}
 {% macro get_incremental_featurekit_history_sql(arg_dict) %}
-  {%- set meta = (model.config.meta or {}).get('featurekit') or (model.meta or {}).get('featurekit') or {} -%}
-  {%- set timestamp = meta.get('timestamp', 'feature_ts') -%}
+  {%- set timestamp = featurekit_view_spec(model).timestamp -%}
   {%- set unique_key = arg_dict['unique_key'] -%}
   {%- if unique_key is string or unique_key is none or timestamp not in unique_key -%}
     {{ exceptions.raise_compiler_error(model.original_file_path ~ ": incremental_strategy featurekit_history needs unique_key = the view's keys and its timestamp column '" ~ timestamp ~ "', got " ~ unique_key) }}
