@@ -10,7 +10,7 @@ import click
 from . import __version__
 from .catalog import catalog_rows
 from .cli_common import FeaturekitGroup, echo_progress, format_table, project_options
-from .dbt_runner import run_dbt
+from .dbt_runner import build_in_process, run_dbt
 from .project import Project
 from .training import DEFAULT_MEMORY_LIMIT, write_training_set
 
@@ -143,7 +143,7 @@ def refresh(select, project_dir, warehouse):
 
     project = Project(project_dir, warehouse)
     echo_progress(f"dbt build in {project.root}")
-    run_dbt(project, "build", *(["--select", select] if select else REFRESH_DBT_ARGS))
+    build_in_process(project, *(["--select", select] if select else REFRESH_DBT_ARGS))
     publish(project.root, project.warehouse, progress=echo_progress)
 
 

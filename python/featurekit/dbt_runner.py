@@ -1,11 +1,14 @@
-"""Runs dbt for the project in a subprocess, with a profile that works out of the box."""
+"""Runs dbt for the project, with a profile that works out of the box: in a subprocess, or
+in this process for `featurekit refresh`."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -57,3 +60,58 @@ def run_dbt(project: Project, *args: str, quiet: bool = False) -> None:
             lines = [line for line in (result.stdout or "").splitlines() if line.strip()]
             raise error(f"`dbt {' '.join(args)}` failed (exit {result.returncode}); dbt's last lines:\n" + "\n".join(lines[-15:]))
         raise error(f"`dbt {' '.join(args)}` failed (exit {result.returncode}); see dbt's output above")
+
+
+def build_in_process(project: Project, *args: str) -> None:
+    """Runs `dbt build ARGS` in this process; raises like run_dbt. dbt parses the project once
+    (writing manifest.json, which publish reads) and builds from that manifest, so the refresh
+    pays neither a second Python start nor dbt's second manifest.json after the run (~0.7 s of
+    a 1M-key refresh). run_results.json is written as dbt writes it. The warehouse is closed
+    before returning, so that publish can open it."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    common = ["--project-dir", str(project.root)]
+    directory = profiles_dir(project)
+    if directory is not None:
+        common += ["--profiles-dir", str(directory)]
+    with _dbt_environment(project):
+        try:
+            parsed = dbtRunner().invoke(["parse", "--quiet", *common])
+            _raise_unless_ok(parsed, "parse")
+            # dbt's parsed project is a large heap that lives to the end of the process: out of
+            # the garbage collector's sight, collections during the build and the final one at
+            # exit no longer walk it (exit 0.5 -> 0.04 s)
+            gc.freeze()
+            built = dbtRunner(manifest=parsed.result).invoke(["build", "--no-write-json", *common, *args])
+            if built.result is not None:
+                built.result.write(str(project.target_dir / "run_results.json"))
+            _raise_unless_ok(built, "build", *args)
+        finally:
+            DuckDBConnectionManager.close_all_connections()
+
+
+def _raise_unless_ok(result, *command: str) -> None:
+    if result.success:
+        return
+    # as dbt's own exit codes: 1 when a model or test failed (a check found a problem), 2 otherwise
+    error = FeaturekitError if result.exception is not None else CheckFailed
+    reason = f": {str(result.exception).strip().splitlines()[0]}" if result.exception is not None else "; see dbt's output above"
+    raise error(f"`dbt {' '.join(command)}` failed{reason}")
+
+
+@contextmanager
+def _dbt_environment(project: Project):
+    """What run_dbt gives its subprocess: the project as working directory (relative paths in
+    the project resolve against it) and FEATUREKIT_WAREHOUSE for the bundled profile."""
+    cwd, warehouse = os.getcwd(), os.environ.get("FEATUREKIT_WAREHOUSE")
+    os.chdir(project.root)
+    os.environ["FEATUREKIT_WAREHOUSE"] = str(project.warehouse)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if warehouse is None:
+            os.environ.pop("FEATUREKIT_WAREHOUSE", None)
+        else:
+            os.environ["FEATUREKIT_WAREHOUSE"] = warehouse
