@@ -208,6 +208,10 @@
 {#- The rows an advance of the as-of time from A0 to A1 hides: per key, those before the
     newest row visible at A1, when that row became visible in [A0, A1). -#}
 {% macro featurekit_online_delete_hidden(target, keys, previous_as_of, as_of) %}
+  {{ return(adapter.dispatch('featurekit_online_delete_hidden', 'featurekit')(target, keys, previous_as_of, as_of)) }}
+{% endmacro %}
+
+{% macro default__featurekit_online_delete_hidden(target, keys, previous_as_of, as_of) %}
   delete from {{ target }} as __fk_t
   where __fk_t.__fk_at < {{ as_of }}
     and exists (
@@ -216,6 +220,22 @@
           and __fk_n.__fk_at >= {{ previous_as_of }} and __fk_n.__fk_at < {{ as_of }}
           and __fk_n.__fk_at > __fk_t.__fk_at
     )
+{% endmacro %}
+
+{#- The same rows: those before their key's newest row in [A0, A1). DuckDB runs the correlated
+    form above as a nested loop over the whole table (0.05-0.1 s per 1M-row online table, even
+    when nothing became visible); this one is a hash join with the keys that have such a row
+    (2-7 ms). -#}
+{% macro duckdb__featurekit_online_delete_hidden(target, keys, previous_as_of, as_of) %}
+  delete from {{ target }} as __fk_t
+  using (
+      select {{ keys | join(', ') }}, max(__fk_at) as __fk_newest
+      from {{ target }}
+      where __fk_at >= {{ previous_as_of }} and __fk_at < {{ as_of }}
+      group by {{ keys | join(', ') }}
+  ) as __fk_n
+  where {{ featurekit_online_same_key('__fk_n', '__fk_t', keys) }}
+    and __fk_t.__fk_at < __fk_n.__fk_newest
 {% endmacro %}
 
 {#- Fails the build when rows repeat a (keys, feature timestamp): the join would pick among
