@@ -123,7 +123,8 @@ def main() -> None:
     online = project / "online"
     snapshot_id = (online / "CURRENT").read_text().strip()
     manifest = json.loads((online / f"{snapshot_id}.json").read_text())
-    keys = manifest["views"]["customer_profile_v1"]["keys_count"]
+    with duckdb.connect(str(online / f"{snapshot_id}.duckdb"), read_only=True) as con:
+        keys = con.execute("SELECT count(DISTINCT customer_id) FROM customer_profile_v1").fetchall()[0][0]
     print(f"snapshot {snapshot_id}: {keys:,} customers, {sum(v['rows'] for v in manifest['views'].values()):,} rows")
 
     from featurekit import OnlineStore

@@ -185,9 +185,7 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
             f"cannot read the online rows of {ref} ({view['relation']}): {first}; run `featurekit refresh` (or `dbt build`)"
         ) from None
     at = "cast(" + _sql_string(view_as_of.isoformat(sep=" ")) + " as timestamp)" if view_as_of else "NULL"
-    rows, keys, future = con.execute(
-        f"SELECT count(*), count(DISTINCT ({', '.join(spec['keys'])})), count(*) FILTER (WHERE __fk_at >= {at}) FROM {table}"
-    ).fetchall()[0]
+    rows, future = con.execute(f"SELECT count(*), count(*) FILTER (WHERE __fk_at >= {at}) FROM {table}").fetchall()[0]
     max_ts = _newest_served(con, project, spec, view, table, at, as_of)
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
     return {
@@ -198,7 +196,6 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         "key_types": {key: key_types[key] for key in spec["keys"]},
         "as_of": iso(view_as_of),
         "rows": rows,
-        "keys_count": keys,
         "future_rows": future,
         "max_feature_ts": iso(max_ts),
         # the SLA travels with the snapshot: servers judge staleness without the dbt project
