@@ -134,6 +134,21 @@ def test_a_changed_view_definition_rebuilds_its_online_table(project):
 
 
 @pytest.mark.slow
+def test_a_newly_documented_feature_column_rebuilds_its_online_table(project):
+    """Online rows carry every column a view's features are computed from: documenting one
+    more (a YAML change, the view's SQL untouched) changes their columns, so the online
+    table is rebuilt in full; an incremental build would insert rows of another shape."""
+    build_online(project, "2024-06-01 00:00:00")
+    edit(project / "models" / "features" / "last_purchase.yml", "    versions:\n",
+         "      - name: loaded_at\n        description: When the purchase was loaded.\n    versions:\n")
+    _, incremental = build_online(project, "2024-06-02 00:00:00")
+    assert incremental == set(online_views(project)) - {"last_purchase_v1"}
+    assert_equal_to_full_build(project, "2024-06-02 00:00:00")
+    with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
+        assert "loaded_at" in con.sql("SELECT * FROM online_last_purchase_v1 LIMIT 0").columns
+
+
+@pytest.mark.slow
 def test_a_repeated_key_and_instant_in_new_rows_fails_the_build(project):
     """A view build that writes one key and instant twice (delete+insert replaces older rows,
     not repeats within what it inserts)."""

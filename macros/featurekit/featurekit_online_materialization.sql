@@ -22,9 +22,12 @@
     rows loaded up to W, kept from the previous build, then differ, and the online table
     is rebuilt in full. So does a changed definition of the view (its SQL or a project macro
     it reaches): a view rebuilt with new logic over the same loads holds new values under
-    the same load times. So does an earlier as-of time, a missing state or --full-refresh.
-    The state (as-of, watermark, count, sum, definition, and a window history's newest
-    data for publish) is a one-row table <online table>__fk_state.
+    the same load times. So does an earlier as-of time, a missing state, an online table
+    whose columns are not those it would now be built with (a feature column documented
+    since) or --full-refresh.
+    The state (the as-of time, which publish records; watermark, count, sum, definition,
+    and a window history's newest data for publish) is a one-row table
+    <online table>__fk_state, written by every build.
 
     Each build also checks that no (keys, feature timestamp) repeats, since the
     point-in-time pick among such rows is arbitrary: a full build over the whole view, an
@@ -49,7 +52,6 @@
       {{ get_create_table_as_sql(False, recomputed, featurekit_online_rows(featurekit_online_restricted(view, changed, target, plan), as_of)) }};
       {{ featurekit_online_delete_keys(target, view['keys'], changed) }};
       {{ featurekit_online_delete_hidden(target, view['keys'], plan.as_of, as_of) }};
-      update {{ target }} set __fk_as_of = {{ as_of }};
       insert into {{ target }} select * from {{ recomputed }}
     {% endcall %}
     {{ drop_relation_if_exists(recomputed) }}
@@ -88,16 +90,17 @@
     the view's change column twice: the rows up to the watermark (compared with the state)
     and the rows after it (zone maps skip most of the table). -#}
 {% macro featurekit_online_plan(view, as_of, existing, state) %}
-  {%- set names = run_query('select * from ' ~ view.relation ~ ' where 1 = 0').column_names | map('lower') | list -%}
-  {%- set column = view.available_at or ('loaded_at' if 'loaded_at' in names else none) -%}
-  {%- set plan = {'incremental': false, 'column': column, 'as_of': none, 'watermark': none} -%}
+  {%- set column = view.available_at or ('loaded_at' if 'loaded_at' in featurekit_column_names(view.relation) else none) -%}
+  {%- set plan = {'incremental': false, 'column': column, 'as_of': none, 'watermark': none,
+                  'new_watermark': none, 'rows': 0, 'digest': 0, 'definition': '', 'newest_data': none} -%}
   {%- if column is none -%}
     {{ return(plan) }}
   {%- endif -%}
   {%- set definition = featurekit_view_definition(view) -%}
   {%- do plan.update({'definition': definition}) -%}
   {%- set previous = none -%}
-  {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none -%}
+  {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none
+        and featurekit_column_names(existing) == featurekit_online_columns(view) | map('lower') | list -%}
     {%- set found = run_query('select * from ' ~ state) -%}
     {%- if found.column_names | map('lower') | list == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition', 'newest_data'] -%}
       {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ " >= as_of and definition = '" ~ definition ~ "' from " ~ state).rows -%}
@@ -126,6 +129,11 @@
   {%- set all = featurekit_online_summary(view, column, column ~ ' is not null', as_of) -%}
   {%- do plan.update({'new_watermark': all.newest, 'rows': all.rows, 'digest': all.digest, 'newest_data': all.newest_data}) -%}
   {{ return(plan) }}
+{% endmacro %}
+
+{#- A relation's column names, in lower case. -#}
+{% macro featurekit_column_names(relation) %}
+  {{ return(run_query('select * from ' ~ relation ~ ' where 1 = 0').column_names | map('lower') | list) }}
 {% endmacro %}
 
 {#- The view's rows where `condition` holds: how many, the newest change time, an exact
@@ -253,10 +261,6 @@
 {% endmacro %}
 
 {% macro featurekit_online_save_state(state, plan, as_of) %}
-  {%- if plan.column is none -%}
-    {{ drop_relation_if_exists(state) }}
-    {{ return('') }}
-  {%- endif -%}
   {%- set watermark = "cast('" ~ plan.new_watermark ~ "' as timestamp)" if plan.new_watermark is not none else 'cast(null as timestamp)' -%}
   {%- set tmp = state.incorporate(path={'identifier': state.identifier ~ '__tmp'}) -%}
   {{ drop_relation_if_exists(tmp) }}

@@ -4,10 +4,11 @@
     visible at or after `as_of` (future-dated rows such as window expiries). The online lookup
     is then "the stored row with the greatest __fk_at before the request time"; ttl,
     request-time features and fill are applied at request time from the view spec.
-    Columns: keys, __fk_at, __fk_feature_ts, every feature source column, __fk_as_of. -#}
+    Columns: featurekit_online_columns. The as-of time is recorded once, in the online
+    table's build state (featurekit_online_materialization.sql). -#}
 {% macro featurekit_online_rows(view, as_of) %}
 {%- set keys = view['keys'] %}
-{%- set columns = keys + ['__fk_at', '__fk_feature_ts'] + featurekit_fetched_columns(view) %}
+{%- set columns = featurekit_online_columns(view) %}
 with __fk_timeline as (
 {{ featurekit_view_timeline(view, featurekit_fetched_columns(view)) }}
 ),
@@ -20,11 +21,11 @@ __fk_current as (
     where __fk_at < {{ as_of }}
 )
 
-select {{ columns | join(', ') }}, {{ as_of }} as __fk_as_of
+select {{ columns | join(', ') }}
 from __fk_current
 where __fk_rank = 1
 union all
-select {{ columns | join(', ') }}, {{ as_of }} as __fk_as_of
+select {{ columns | join(', ') }}
 from __fk_timeline
 where __fk_at >= {{ as_of }}
 {% endmacro %}

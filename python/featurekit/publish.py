@@ -177,8 +177,8 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         source = project.macros.call("featurekit_online_rows", spec, literal)
     table = f"__fk_snapshot.main.{_ident(ref)}"
     try:  # unsorted: the online store sorts when it loads
-        con.execute(f"CREATE TABLE {table} AS SELECT * EXCLUDE (__fk_as_of) FROM ({source})")
-        view_as_of = as_of or con.execute(f"SELECT min(__fk_as_of) FROM {view['relation']}").fetchall()[0][0]
+        con.execute(f"CREATE TABLE {table} AS {source}")
+        view_as_of = as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
@@ -215,12 +215,16 @@ def _newest_served(con, project: Project, spec: dict, view: dict, table: str, at
         "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
         "AND column_name = 'newest_data'", [database, schema, name]
     ).fetchall()[0][0]
-    if recorded:  # not when built before the state recorded it, or by another materialization
-        state = ".".join(_ident(part) for part in view["state"])
-        found = con.execute(f"SELECT newest_data FROM {state} WHERE as_of = {at}").fetchall()
+    if recorded:  # not when built before the state recorded it
+        found = con.execute(f"SELECT newest_data FROM {_state(view)} WHERE as_of = {at}").fetchall()
         if found:
             return found[0][0]
     return con.execute(newest_data_sql(project.macros, spec, at, strictly_before=True)).fetchall()[0][0]
+
+
+def _state(view: dict) -> str:
+    """The online table's build state: its as-of time, and a window history's newest data."""
+    return ".".join(_ident(part) for part in view["state"])
 
 
 def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict) -> dict:
