@@ -126,6 +126,18 @@ def test_refresh_with_a_failing_dbt_build_keeps_serving_the_current_snapshot(pro
     assert "published snapshot" not in result.stderr
 
 
+@pytest.mark.slow
+def test_refresh_of_a_project_dbt_cannot_parse_says_so_in_one_line_and_keeps_serving(project):
+    online = project / "online"
+    current = SnapshotDir(online).current_id()
+    (project / "models" / "online" / "online.yml").write_text("version: 2\nmodels: [\n")  # not YAML
+    result = featurekit_cli("refresh", "--project-dir", str(project), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if not line.startswith("featurekit: ")]
+    assert len(error) == 1 and error[0] == "Error: `dbt parse` failed (Parsing Error); see dbt's output above", result.stderr
+    assert SnapshotDir(online).current_id() == current
+
+
 def test_publish_needs_a_positive_keep(project):
     result = featurekit_cli("publish", "--project-dir", str(project), "--keep", "0", check=False)
     assert result.returncode == 2 and "keep at least 1" in result.stderr

@@ -67,7 +67,8 @@ def build_in_process(project: Project, *args: str) -> None:
     (writing manifest.json, which publish reads) and builds from that manifest, so the refresh
     pays neither a second Python start nor dbt's second manifest.json after the run (~0.7 s of
     a 1M-key refresh). run_results.json is written as dbt writes it. The warehouse is closed
-    before returning, so that publish can open it."""
+    before returning, so that publish can open it. For a command whose process ends soon
+    after: the objects alive after the parse stay out of the garbage collector's sight."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
@@ -96,8 +97,8 @@ def _raise_unless_ok(result, *command: str) -> None:
         return
     # as dbt's own exit codes: 1 when a model or test failed (a check found a problem), 2 otherwise
     error = FeaturekitError if result.exception is not None else CheckFailed
-    reason = f": {str(result.exception).strip().splitlines()[0]}" if result.exception is not None else "; see dbt's output above"
-    raise error(f"`dbt {' '.join(command)}` failed{reason}")
+    reason = f" ({str(result.exception).strip().splitlines()[0]})" if result.exception is not None else ""
+    raise error(f"`dbt {' '.join(command)}` failed{reason}; see dbt's output above")
 
 
 @contextmanager
