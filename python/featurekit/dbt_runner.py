@@ -38,12 +38,14 @@ def profiles_dir(project: Project) -> Path | None:
     return target
 
 
+def _profile_args(project: Project) -> list[str]:
+    directory = profiles_dir(project)
+    return [] if directory is None else ["--profiles-dir", str(directory)]
+
+
 def run_dbt(project: Project, *args: str, quiet: bool = False) -> None:
     """Runs `dbt ARGS` in the project directory; raises FeaturekitError when it fails."""
-    command = [sys.executable, "-c", _DBT, *args]
-    directory = profiles_dir(project)
-    if directory is not None:
-        command += ["--profiles-dir", str(directory)]
+    command = [sys.executable, "-c", _DBT, *args, *_profile_args(project)]
     env = dict(os.environ, FEATUREKIT_WAREHOUSE=str(project.warehouse))
     result = subprocess.run(
         command,
@@ -72,10 +74,7 @@ def build_in_process(project: Project, *args: str) -> None:
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
-    common = ["--project-dir", str(project.root)]
-    directory = profiles_dir(project)
-    if directory is not None:
-        common += ["--profiles-dir", str(directory)]
+    common = ["--project-dir", str(project.root), *_profile_args(project)]
     with _dbt_environment(project):
         try:
             parsed = dbtRunner().invoke(["parse", "--quiet", *common])

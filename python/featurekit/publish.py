@@ -171,7 +171,9 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
 def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
     spec = view["spec"]
     if as_of is None:
-        source = f"SELECT * FROM {view['relation']}"
+        # the columns online rows are defined to have (an older build's extra column stays behind)
+        columns = ", ".join(_ident(c) for c in project.macros.call("featurekit_online_columns", spec))
+        source = f"SELECT {columns} FROM {view['relation']}"
     else:
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
         source = project.macros.call("featurekit_online_rows", spec, literal)
