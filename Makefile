@@ -4,10 +4,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test install
 
-# Builds the whole example here with dbt (warehouse.duckdb, every test), publishes the
+# Installs featurekit's dbt package (dbt deps), builds the whole example here with dbt
+# (warehouse.duckdb, every test), publishes the
 # online snapshot (online/), writes a training set,
 # then runs the skew story in demo-output/.
 demo: $(VENV)/.installed
+	$(BIN)/featurekit dbt deps
 	$(BIN)/featurekit dbt build
 	$(BIN)/featurekit publish
 	$(BIN)/python -m featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet

@@ -73,3 +73,28 @@ def format_table(headers: list[str], rows: list[list], left: int = 1) -> str:
 
 def mib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def bench_project_files(name: str, extra_config: str = "") -> dict[str, str]:
+    """dbt_project.yml and profiles.yml.example of a bench dbt project named `name`: a
+    project of its own that uses featurekit's dbt package, as a user's would (use_featurekit)."""
+    return {
+        "dbt_project.yml": (
+            f"name: {name}\nversion: '1.0'\nconfig-version: 2\nprofile: {name}\n"
+            'model-paths: ["models"]\nmacro-paths: ["macros"]\n' + extra_config
+        ),
+        "profiles.yml.example": (
+            f"{name}:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+            "      path: \"{{ env_var('FEATUREKIT_WAREHOUSE', 'warehouse.duckdb') }}\"\n      threads: 2\n"
+        ),
+    }
+
+
+def use_featurekit(project: Path) -> None:
+    """`featurekit init --upgrade` in a bench project: the working tree's dbt package, vendored."""
+    done = subprocess.run(
+        [sys.executable, "-m", "featurekit", "init", "--upgrade", "--project-dir", str(project)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"featurekit init failed in {project}:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")

@@ -2,7 +2,7 @@
 
     python bench/online.py [--scale large|medium|small] [--days 3] [--http-seconds 15] [--http-rate 1000]
 
-1. Data: the example shop at the given scale (`python -m featurekit.shop_data parquet`, kept
+1. Data: the example shop at the given scale (`python -m featurekit.example.shop_data parquet`, kept
    in bench/data/shop_<scale>/), built in a bench copy of the project (bench/out/online_<scale>/,
    its SQL synced from the repo at every run) by `featurekit refresh` = dbt build of the
    serving path + publish. Then --days times: one more day of data is loaded (the last day's
@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from _common import format_table, run_measured, summarize
+from _common import format_table, run_measured, summarize, use_featurekit
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -153,7 +153,7 @@ def prepare_project(scale: str, rebuild: bool) -> Path:
     data = BENCH / "data" / f"shop_{scale}"
     if not (data / "raw_orders.parquet").exists():
         print(f"generating the {scale} example shop in {data} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "featurekit.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
+        subprocess.run([sys.executable, "-m", "featurekit.example.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
     out = BENCH / "out" / f"online_{scale}"
     project = out / "project"
     if rebuild and out.exists():
@@ -173,6 +173,7 @@ def prepare_project(scale: str, rebuild: bool) -> Path:
             (tables / name / "base.parquet").symlink_to(data / f"{name}.parquet")
     config = project / "dbt_project.yml"
     config.write_text(re.sub(r'shop_data_dir: ""', f'shop_data_dir: "{tables}"', config.read_text()))
+    use_featurekit(project)
     sources = project / SOURCES
     sources.write_text(sources.read_text().replace("/{name}.parquet", "/{name}/*.parquet"))
     return project

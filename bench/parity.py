@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from _common import format_table, mib, run_measured, summarize
+from _common import format_table, mib, run_measured, summarize, use_featurekit
 from featurekit.catalog import resolve
 from featurekit.project import Project
 
@@ -52,11 +52,11 @@ def built_project(scale: str) -> Path:
     data = BENCH / "data" / f"shop_{scale}"
     if not (data / "raw_orders.parquet").exists():
         print(f"generating the {scale} example shop in {data}", flush=True)
-        subprocess.run([sys.executable, "-m", "featurekit.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
+        subprocess.run([sys.executable, "-m", "featurekit.example.shop_data", "parquet", "--scale", scale, "--dir", str(data)], check=True)
     out = BENCH / "out" / f"parity_{scale}"
     project = out / "project"
     fingerprint = hashlib.sha256(
-        json.dumps({str(p.relative_to(REPO)): p.read_text() for name in ("dbt_project.yml", "macros", "models")
+        json.dumps({str(p.relative_to(REPO)): p.read_text() for name in ("dbt_project.yml", "macros", "models", "python/featurekit/dbt")
                     for p in sorted([REPO / name, *(REPO / name).rglob("*")]) if p.is_file()}).encode()
     ).hexdigest()
     stamp = out / "built"
@@ -68,6 +68,7 @@ def built_project(scale: str) -> Path:
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, project / name)
     config = project / "dbt_project.yml"
     config.write_text(config.read_text().replace('shop_data_dir: ""', f'shop_data_dir: "{data}"'))
+    use_featurekit(project)
     print(f"building {project} (featurekit refresh)", flush=True)
     subprocess.run([sys.executable, "-m", "featurekit", "refresh", "--project-dir", str(project)], check=True,
                    stdout=subprocess.DEVNULL)

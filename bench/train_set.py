@@ -4,7 +4,7 @@
 
 Generates labels and raw feature data (deterministic numpy, about 1% of raw rows restated:
 same key and feature_ts, a later loaded_at), builds the feature views with a real `dbt build`
-in a small bench project under bench/out/<scale>/ (the repo's macros copied in; each view
+in a small bench project under bench/out/<scale>/ (it uses featurekit's dbt package like a user project; each view
 keeps the latest load of a restated row and is stored in key and time order), then times, each in a fresh process and process
 start included:
   featurekit   `python -m featurekit train-set LABELS --feature-set ... -o OUT.parquet`
@@ -34,7 +34,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import Run, format_table, mib, run_measured, summarize
+from _common import Run, bench_project_files, format_table, mib, run_measured, summarize, use_featurekit
+
+from featurekit.dbt_package import PACKAGE_DIR
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -134,13 +136,9 @@ def project_files(data_dir: Path) -> dict[str, str]:
     """The bench dbt project (besides the macros copied from the repo): one versioned feature
     view per raw table, deduplicating restated rows, and two feature sets."""
     files = {
-        "dbt_project.yml": (
-            "name: featurekit\nversion: '0.1.0'\nconfig-version: 2\nprofile: featurekit\n"
-            'model-paths: ["models"]\nmacro-paths: ["macros"]\n'
-            f"vars:\n  bench_data_dir: {json.dumps(str(data_dir))}\n"
-            "models:\n  featurekit:\n    +materialized: table\n"
+        **bench_project_files(
+            "bench", f"vars:\n  bench_data_dir: {json.dumps(str(data_dir))}\nmodels:\n  bench:\n    +materialized: table\n"
         ),
-        "profiles.yml.example": (REPO / "profiles.yml.example").read_text(),
         "models/feature_sets.yml": (
             "version: 2\nexposures:\n"
             "  - name: bench_one_view\n    type: ml\n    owner: {name: bench}\n"
@@ -163,10 +161,8 @@ def project_files(data_dir: Path) -> dict[str, str]:
         files[f"models/{name}.yml"] = (
             f"version: 2\nmodels:\n  - name: {name}\n    latest_version: 1\n"
             "    config:\n      meta:\n        featurekit: {entity: customer, keys: [customer_id], timestamp: feature_ts}\n"
-            f"    data_tests: [featurekit_unique_history]\n    columns:\n{columns}    versions:\n      - v: 1\n"
+            f"    data_tests: [featurekit.unique_history]\n    columns:\n{columns}    versions:\n      - v: 1\n"
         )
-    for path in sorted((REPO / "macros").rglob("*.sql")):
-        files[str(path.relative_to(REPO))] = path.read_text()
     return files
 
 
@@ -193,9 +189,9 @@ def prepare(out: Path, scale_name: str, rebuild: bool) -> Path:
     scale = SCALES[scale_name]
     data_dir, project = out / "data", out / "project"
     files = project_files(data_dir)
-    macros = {k: v for k, v in files.items() if k.startswith("macros/")}
+    package = _digest({str(p.relative_to(PACKAGE_DIR)): p.read_text() for p in sorted(PACKAGE_DIR.rglob("*.*"))})
     data_key = _digest(GENERATOR_VERSION, scale, VIEWS)
-    build_key = _digest(data_key, {k: v for k, v in files.items() if k not in macros})
+    build_key = _digest(data_key, files)
     stamp = out / "prepared.json"
     done = {} if rebuild or not stamp.is_file() else json.loads(stamp.read_text())
     if done.get("data") != data_key:
@@ -206,17 +202,17 @@ def prepare(out: Path, scale_name: str, rebuild: bool) -> Path:
         print(f"building the bench project {project} (dbt build)", flush=True)
         shutil.rmtree(project, ignore_errors=True)
         _write(project, files)
+        use_featurekit(project)
         _featurekit("dbt", "build", "--project-dir", str(project))
         # pandas reads the built views as Parquet, as a pandas user would have them.
         with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
             for name in VIEWS:
                 con.execute(f"COPY {name}_v1 TO '{project / f'{name}_v1.parquet'}' (FORMAT parquet)")
-    elif done.get("macros") != _digest(macros):
-        print("the repo's macros changed: copying them into the bench project (dbt parse)", flush=True)
-        shutil.rmtree(project / "macros")
-        _write(project, macros)
+    elif done.get("package") != package:
+        print("featurekit's dbt package changed: vendoring it into the bench project again (dbt parse)", flush=True)
+        use_featurekit(project)
         _featurekit("dbt", "parse", "--project-dir", str(project))
-    stamp.write_text(json.dumps({"data": data_key, "build": build_key, "macros": _digest(macros)}))
+    stamp.write_text(json.dumps({"data": data_key, "build": build_key, "package": package}))
     return project
 
 

@@ -1,13 +1,13 @@
-"""Benchmark: exact sliding-window histories (featurekit_window_history) at scale.
+"""Benchmark: exact sliding-window histories (window_history) at scale.
 
     python bench/windows.py [--events 10000000] [--keys 1000000] [--labels 1000000] [--runs 3]
 
 Generates events (deterministic numpy: heavy and light keys, a fifth of the events in bursts
 seconds to minutes apart, 2% null values, 8% returns, which the views filter out) and labels
 (random times, and 1% exactly at an event or exactly 30 days after one), and builds them in a
-bench dbt project under bench/out/windows/ (the repo's macros copied in):
+bench dbt project under bench/out/windows/ (using featurekit's dbt package like a user project):
 
-  windowed   featurekit_window_history, 3 windows (15 minutes, 7 days, 30 days): three counts,
+  windowed   window_history, 3 windows (15 minutes, 7 days, 30 days): three counts,
              two sums and an average; a row at every event and at every expiry
   plain      the same aggregates at event instants only, as the core's views were before
              windows (right at an event, stale between events)
@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from _common import format_table, mib, run_measured, summarize
+from _common import bench_project_files, format_table, mib, run_measured, summarize, use_featurekit
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -115,19 +115,14 @@ def project_files(data_dir: Path) -> dict[str, str]:
     features = "".join(f"      - name: {n}\n" for n in AGGREGATES)
     fill = ", ".join(f"{n}: 0" for n, (f, _, _) in AGGREGATES.items() if f == "count")
     files = {
-        "dbt_project.yml": (
-            "name: featurekit\nversion: '0.1.0'\nconfig-version: 2\nprofile: featurekit\n"
-            'model-paths: ["models"]\nmacro-paths: ["macros"]\n'
-            f"vars:\n  bench_events: {json.dumps(str(data_dir / 'events'))}\n"
-        ),
-        "profiles.yml.example": (REPO / "profiles.yml.example").read_text(),
+        **bench_project_files("bench", f"vars:\n  bench_events: {json.dumps(str(data_dir / 'events'))}\n"),
         "models/bench_events.sql": (
             "{{ config(materialized='view') }}\n"
             "select * from read_parquet('{{ var(\"bench_events\") }}/*.parquet')\n"
         ),
         "models/windowed_v1.sql": (
             "{{ config(materialized='incremental', incremental_strategy='featurekit_history', unique_key=['customer_id', 'feature_ts']) }}\n"
-            "{{ featurekit_window_history(\n    ref('bench_events'),\n    keys=['customer_id'],\n    timestamp='order_ts',\n"
+            "{{ featurekit.window_history(\n    ref('bench_events'),\n    keys=['customer_id'],\n    timestamp='order_ts',\n"
             "    loaded_at='loaded_at',\n    where='not is_return',\n    aggregates=[\n"
             f"{aggregates},\n    ],\n    existing=this if is_incremental() else none,\n) }}}}\n"
         ),
@@ -151,8 +146,6 @@ def project_files(data_dir: Path) -> dict[str, str]:
             f"        featurekit: {{entity: customer, keys: [customer_id], timestamp: feature_ts, fill: {{{fill}}}}}\n"
             f"    columns:\n      - name: customer_id\n      - name: feature_ts\n{features}    versions:\n      - v: 1\n"
         )
-    for path in sorted((REPO / "macros").rglob("*.sql")):
-        files[str(path.relative_to(REPO))] = path.read_text()
     return files
 
 
@@ -218,13 +211,14 @@ def prepare(out: Path, args) -> tuple[Path, Path]:
     for relative, text in files.items():
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
         (project / relative).write_text(text)
+    use_featurekit(project)
     stamp.write_text(json.dumps({"data": data_key}))
     return data_dir, project
 
 
 def model_seconds(project: Path, model: str) -> float:
     results = json.loads((project / "target" / "run_results.json").read_text())["results"]
-    return next(r["execution_time"] for r in results if r["unique_id"].startswith(f"model.featurekit.{model}"))
+    return next(r["execution_time"] for r in results if r["unique_id"].startswith(f"model.bench.{model}"))
 
 
 def dbt_run(project: Path, *args: str):

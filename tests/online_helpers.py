@@ -17,8 +17,9 @@ import pandas as pd
 
 def copy_built_project(built_project: Path, destination: Path) -> Path:
     """The session's built project (warehouse, manifest and published snapshot included),
-    copied so that a test may publish, roll back or break it."""
-    shutil.copytree(built_project, destination, ignore=shutil.ignore_patterns("*.wal", "logs"))
+    copied so that a test may publish, roll back or break it. The link to featurekit's dbt
+    package becomes a private copy (dbt_packages/featurekit), which a test may edit."""
+    shutil.copytree(built_project, destination, symlinks=False, ignore=shutil.ignore_patterns("*.wal", "logs"))
     return destination
 
 

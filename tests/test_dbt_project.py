@@ -113,7 +113,7 @@ ZONED_TRAINING = """
 -- depends_on: {{ ref('last_purchase', v=1) }}
 -- depends_on: {{ ref('support_tickets', v=1) }}
 -- depends_on: {{ ref('login_activity', v=1) }}
-{{ featurekit_training_set(ref('zoned_labels'), feature_set='churn_model') }}
+{{ featurekit.training_set(ref('zoned_labels'), feature_set='churn_model') }}
 """
 
 CHECKS_YML = """
@@ -121,15 +121,15 @@ version: 2
 models:
   - name: leaky_training
     config: {materialized: table}
-    data_tests: [featurekit_no_future_leakage]
+    data_tests: [featurekit.no_future_leakage]
   - name: zoned_training
     config: {materialized: table}
-    data_tests: [featurekit_no_future_leakage]
+    data_tests: [featurekit.no_future_leakage]
   - name: duplicated_history
     config:
       meta:
         featurekit: {entity: customer, keys: [customer_id], timestamp: feature_ts}
-    data_tests: [featurekit_unique_history]
+    data_tests: [featurekit.unique_history]
     columns:
       - name: customer_id
       - name: feature_ts
@@ -256,7 +256,7 @@ def test_incremental_run_equals_build_from_scratch(built_project, tmp_path):
     dbt_ok(incremental, *views_only)
     dbt_ok(scratch, *views_only)
 
-    runs = incremental / "target" / "run" / "featurekit" / "models" / "features"
+    runs = incremental / "target" / "run" / "shop" / "models" / "features"
     for view in FEATURE_VIEWS:  # incremental runs, their deletes bounded by the batch's earliest instant
         assert "and DBT_INCREMENTAL_TARGET.feature_ts >= (select min(feature_ts) from" in (runs / f"{view}.sql").read_text(), view
     # its order, and the instant 30 days later when it leaves the window

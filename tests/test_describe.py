@@ -27,7 +27,7 @@ def ancestors(tree) -> set[str]:
 
 def test_view_version(built_project):
     manifest = Project(built_project).manifest
-    node = manifest["nodes"]["model.featurekit.customer_orders.v1"]
+    node = manifest["nodes"]["model.shop.customer_orders.v1"]
     info = describe_json(built_project, "customer_orders_v1")
     assert info["kind"] == "feature_view" and info["ref"] == "customer_orders_v1"
     assert info["description"] == " ".join(node["description"].split())
@@ -42,7 +42,7 @@ def test_view_version(built_project):
     assert sorted(versions) == ["customer_orders_v1", "customer_orders_v2"]
     assert versions["customer_orders_v2"]["latest"] and not versions["customer_orders_v1"]["latest"]
     pinning = sorted(
-        e["name"] for e in manifest["exposures"].values() if "model.featurekit.customer_orders.v1" in e["depends_on"]["nodes"]
+        e["name"] for e in manifest["exposures"].values() if "model.shop.customer_orders.v1" in e["depends_on"]["nodes"]
     )
     assert [c["name"] for c in info["consumers"]] == pinning == ["churn_model"]
     assert info["freshness"]["warn_after"] == meta["freshness"]["warn_after"]
@@ -65,7 +65,7 @@ def test_request_time_features_and_availability(built_project):
 
 def test_feature_set(built_project):
     info = describe_json(built_project, "churn_model")
-    exposure = Project(built_project).manifest["exposures"]["exposure.featurekit.churn_model"]
+    exposure = Project(built_project).manifest["exposures"]["exposure.shop.churn_model"]
     assert info["kind"] == "feature_set" and info["maturity"] == exposure["maturity"]
     assert info["owner"] == f"{exposure['owner']['name']} <{exposure['owner']['email']}>"
     listed = exposure["config"]["meta"]["featurekit"]["features"]

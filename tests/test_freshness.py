@@ -11,7 +11,7 @@ import pytest
 
 from conftest import featurekit_cli
 from featurekit.errors import FeaturekitError
-from featurekit.freshness import freshness_sla, freshness_status
+from featurekit.monitor.freshness import freshness_sla, freshness_status
 from featurekit.project import Project
 from online_helpers import copy_built_project
 
@@ -69,7 +69,7 @@ def test_table_lists_every_view_with_its_sla(built_project):
     # an hour after the newest event (windowed views also hold rows dated later: expiries)
     result = freshness(built_project, "--now", at(newest(built_project, "last_purchase_v1") + timedelta(hours=1)), code=0)
     lines = result.stdout.splitlines()
-    for ref, view in project.macros.call("featurekit_feature_views").items():
+    for ref, view in project.macros.call("feature_views").items():
         row = next(line for line in lines if line.startswith(ref + " "))
         assert view["freshness"]["warn_after"] in row and view["freshness"]["error_after"] in row
     assert "online snapshot" in result.stdout

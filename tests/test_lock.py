@@ -78,10 +78,10 @@ def test_edited_release_fails_and_a_new_version_passes(locked):
 
 
 def test_edited_adapter_implementation_of_a_called_macro_fails(locked):
-    """The windowed views call featurekit_window_history, which dispatches to
-    duckdb__featurekit_window_history: dbt records only the first, yet an edit to the second
+    """The windowed views call window_history, which dispatches to
+    duckdb__window_history: dbt records only the first, yet an edit to the second
     changes every windowed value on DuckDB."""
-    edit(locked / "macros" / "featurekit" / "featurekit_window_history.sql", "{{ seconds * 1000000 - 1 }} preceding", "{{ seconds * 1000000 }} preceding")
+    edit(locked / "dbt_packages" / "featurekit" / "macros" / "windows" / "window_history.sql", "{{ seconds * 1000000 - 1 }} preceding", "{{ seconds * 1000000 }} preceding")
     stderr = run(locked, "check", code=1).stderr
     for ref in ("customer_orders_v1", "customer_orders_v2", "login_activity_v1", "order_velocity_v1"):
         assert f"{ref} is released (in featurekit.lock) but its definition changed" in stderr

@@ -1,5 +1,5 @@
 """Online tables built incrementally (featurekit_online_materialization.sql) hold exactly the
-rows a full build gives (featurekit_online_rows over the whole view), through new data, late
+rows a full build gives (online_rows over the whole view), through new data, late
 data with old timestamps, an advancing as-of time and a feature view dropped and rebuilt;
 and `featurekit refresh` builds only the serving path."""
 
@@ -42,13 +42,13 @@ def build_online(project, as_of: str, check: bool = True):
 
 
 def assert_equal_to_full_build(project, as_of: str) -> None:
-    """Every online table equals featurekit_online_rows over its whole view at `as_of`."""
+    """Every online table equals online_rows over its whole view at `as_of`."""
     built = Project(project)
     views = feature_views(built)
     con = duckdb.connect(str(project / "warehouse.duckdb"), read_only=True)
     try:
         for ref in online_views(project):
-            full = built.macros.call("featurekit_online_rows", views[ref], f"cast('{as_of}' as timestamp)")
+            full = built.macros.call("online_rows", views[ref], f"cast('{as_of}' as timestamp)")
             table = f"online_{ref}"
             differ = con.sql(
                 f"SELECT count(*) FROM ((SELECT * FROM {table} EXCEPT ALL ({full})) "
@@ -124,7 +124,7 @@ def test_a_changed_view_definition_rebuilds_its_online_table(project):
     assert_equal_to_full_build(project, "2024-06-02 00:00:00")
 
     windowed = {ref for ref, view in feature_views(Project(project)).items() if view["windowed"]}
-    edit(project / "macros" / "featurekit" / "featurekit_window_history.sql",
+    edit(project / "dbt_packages" / "featurekit" / "macros" / "windows" / "window_history.sql",
          "{{ seconds * 1000000 - 1 }} preceding", "{{ seconds * 1000000 }} preceding")
     with duckdb.connect(str(project / "warehouse.duckdb")) as con:
         con.execute("DROP TABLE customer_orders_v1")

@@ -2,7 +2,7 @@
 what train-set gives for the same (key, t), in every column.
 
 For many sampled times t, a snapshot of the data known before t is published (`publish
---as-of t`: the macro featurekit_online_rows at t), every customer (and unknown ones) is looked
+--as-of t`: the macro online_rows at t), every customer (and unknown ones) is looked
 up at t, at t + 1 µs and at both sides of each view's ttl edge, and the result is compared with
 featurekit.training_set over the same (key, time) rows. Python applies ttl, request-time
 features and fill on the fast path; this test is what proves it matches the macros.
@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import featurekit
-from featurekit.online import OnlineStore
-from featurekit.publish import publish
+from featurekit.online.store import OnlineStore
+from featurekit.online.publish import publish
 from conftest import featurekit_cli
 from online_helpers import copy_built_project, mismatches
 

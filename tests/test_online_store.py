@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from featurekit import FeaturekitError, OnlineStore
-from featurekit.publish import publish
-from featurekit.served_log import ServedLog
+from featurekit.online.publish import publish
+from featurekit.monitor.served_log import ServedLog
 from online_helpers import copy_built_project
 
 AT = "2024-10-20T12:00:00Z"
@@ -158,7 +158,7 @@ def test_a_batch_equals_its_keys_looked_up_one_by_one(project):
     future rows held (snapshots as of June: every view has keys with several rows; as of
     mid-November: some views do, so a batch gathers views out of the served order), at and
     a microsecond around row instants."""
-    from featurekit.online import BATCH
+    from featurekit.online.store import BATCH
 
     keys = list(range(0, 1503))  # 0 and 1501-1502 are unknown
     assert len(keys) >= BATCH

@@ -18,8 +18,8 @@ import pytest
 
 import parity_paths as paths
 from conftest import copy_project, featurekit_cli
-from featurekit.online import OnlineStore
-from featurekit.parity import NEWER_THAN_SNAPSHOT, WAREHOUSE_BEHIND
+from featurekit.online.store import OnlineStore
+from featurekit.monitor.parity import NEWER_THAN_SNAPSHOT, WAREHOUSE_BEHIND
 from online_helpers import copy_built_project
 
 SKEWED = ["orders_30d", "order_value_30d", "avg_satisfaction_90d", "days_since_last_purchase"]

@@ -136,7 +136,7 @@ def feature(name, source=None, fill=None, unit=None):
 
 
 def view_spec(ref, keys, timestamp, features, available_at=None, ttl_seconds=None, windowed=False):
-    """A view spec of the shape featurekit_view_spec returns (test_view_spec_shape checks it)."""
+    """A view spec of the shape view_spec returns (test_view_spec_shape checks it)."""
     return {
         "ref": ref,
         "name": ref,
@@ -307,7 +307,7 @@ def load_case(con: duckdb.DuckDBPyConnection, case: Case) -> None:
 def run_case(con, renderer: MacroRenderer, case: Case) -> list[str]:
     load_case(con, case)
     sql = renderer.call(
-        "featurekit_point_in_time_join",
+        "point_in_time_join",
         "labels",
         case.specs,
         timestamp_column="label_ts",
@@ -325,8 +325,8 @@ def run_case(con, renderer: MacroRenderer, case: Case) -> list[str]:
 
 
 def test_view_spec_shape(renderers):
-    """The hand-made specs above have exactly the fields of a real featurekit_view_spec."""
-    real = renderers["duckdb"].call("featurekit_feature_views")
+    """The hand-made specs above have exactly the fields of a real view_spec."""
+    real = renderers["duckdb"].call("feature_views")
     made = view_spec("v", ["k"], "ts", [feature("a"), feature("b", "ts", unit="day")])
     for spec in real.values():
         assert set(spec) == set(made)
@@ -376,7 +376,7 @@ def test_named_edges(adapter, renderers, oracle_db):
     times = [EPOCH, tie, tie + US, ttl, ttl + US, available, available + US, both]
     labels = [{"rid": len(times) * (k - 1) + i, "k1": k, "k2": "a", "label_ts": t, "target": 0} for k in (1, 2) for i, t in enumerate(times)]
     load_case(oracle_db, Case(specs, rows, labels, [], None))
-    sql = renderers[adapter].call("featurekit_point_in_time_join", "labels", specs, label_columns=["k1", "label_ts"], row_column="rid")
+    sql = renderers[adapter].call("point_in_time_join", "labels", specs, label_columns=["k1", "label_ts"], row_column="rid")
     got = {(r[0], r[1]): r[2:] for r in oracle_db.execute(sql).fetchall()}
     nothing = (0, None, None, None, None, None)  # (x, s, seen_hours, plain__feature_ts, z, late__feature_ts)
     assert got[1, EPOCH] == got[2, EPOCH] == nothing  # before the first row

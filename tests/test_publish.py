@@ -13,9 +13,9 @@ import time
 import duckdb
 import pytest
 
-from featurekit.online import OnlineStore
-from featurekit.publish import publish
-from featurekit.snapshots import SnapshotDir
+from featurekit.online.store import OnlineStore
+from featurekit.online.publish import publish
+from featurekit.online.snapshots import SnapshotDir
 from conftest import featurekit_cli
 from online_helpers import copy_built_project
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from featurekit import shop_data
+from featurekit.example import shop_data
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 DAY = pd.Timedelta(days=1)

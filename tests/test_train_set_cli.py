@@ -283,7 +283,7 @@ def test_sidecar_tells_the_truth(built_project, tmp_path, output):
     assert sidecar["output"] == {"path": str(out), "rows": len(rows), "format": output.split(".")[1]}
     assert len(rows) == label_rows
     # The versions the exposure pins, in its order, each with the rules the join applied.
-    pinned = [f"{r['name']}_v{r['version']}" for r in manifest["exposures"]["exposure.featurekit.churn_model"]["refs"]]
+    pinned = [f"{r['name']}_v{r['version']}" for r in manifest["exposures"]["exposure.shop.churn_model"]["refs"]]
     assert [v["view"] for v in sidecar["views"]] == pinned
     for record, view in zip(sidecar["views"], spec["views"]):
         for field in ["name", "version", "relation", "entity", "keys", "timestamp", "available_at", "ttl", "features"]:

@@ -1,13 +1,13 @@
-"""Exact sliding-window histories (featurekit_window_history) against a brute-force oracle.
+"""Exact sliding-window histories (window_history) against a brute-force oracle.
 
-The oracle is the contract of featurekit_window_history.yml in plain Python: at time t a
+The oracle is the contract of window_history.yml in plain Python: at time t a
 windowed value aggregates the raw events e of the key that pass the filter with
 t - window <= e < t, as SQL aggregates do (count(col) skips nulls; sum, avg, min and max of
 no values are null), and a key has no value at all before its first event.
 
 What is compared with it is the real path: the history SQL rendered by
 featurekit.macros.MacroRenderer from the macros of a real dbt manifest (duckdb__ and the
-portable default__), run on DuckDB, then read through featurekit_point_in_time_join rendered
+portable default__), run on DuckDB, then read through point_in_time_join rendered
 the same way, at label times on every event, every window expiry and a microsecond on either
 side of each. Incremental runs (existing=) are checked against a full rebuild.
 """
@@ -162,7 +162,7 @@ def create_table(con, name: str, types: dict[str, str], rows: list[dict]) -> Non
 
 def history_sql(renderer: MacroRenderer, case: Case, events: str = "events", existing: str | None = None) -> str:
     return renderer.call(
-        "featurekit_window_history",
+        "window_history",
         events,
         keys=case.keys,
         timestamp="ts",
@@ -192,7 +192,7 @@ def mismatches(con, renderer: MacroRenderer, case: Case, adapter: str) -> list[s
     labels = label_times(case)
     label_types = {k: EVENT_TYPES[k] for k in case.keys} | {"label_ts": "TIMESTAMP"}
     create_table(con, "labels", label_types, [dict(zip(case.keys, key), label_ts=t) for key, t in labels])
-    join = renderer.call("featurekit_point_in_time_join", "labels", [view_spec(case)], label_columns=[*case.keys, "label_ts"])
+    join = renderer.call("point_in_time_join", "labels", [view_spec(case)], label_columns=[*case.keys, "label_ts"])
     for (key, t), row in zip(labels, con.execute(join).fetchall()):
         got = row[len(case.keys) + 1 : -1]
         for aggregate, want, value in zip(case.aggregates, oracle_row(case, key, t), got):
@@ -262,7 +262,7 @@ def test_named_window_edges(adapter, renderers, con):
     assert mismatches(con, renderers[adapter], case, adapter) == []
     expiry = t0 + timedelta(minutes=1)
     create_table(con, "labels", {"k": "BIGINT", "label_ts": "TIMESTAMP"}, [{"k": 1, "label_ts": t} for t in [t0, t0 + US, expiry, expiry + US]])
-    join = renderers[adapter].call("featurekit_point_in_time_join", "labels", [view_spec(case)], label_columns=["k", "label_ts"])
+    join = renderers[adapter].call("point_in_time_join", "labels", [view_spec(case)], label_columns=["k", "label_ts"])
     got = [row[2:-1] for row in con.execute(join).fetchall()]
     assert got == [
         (None, None, None),  # at t0 itself the event is not yet in [t - 1 min, t)
@@ -324,20 +324,20 @@ GOOD = {"name": "n", "function": "count", "window": "1 hour"}
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"keys": []}, "featurekit_window_history needs the events relation, keys=[...] and timestamp='<event time column>'"),
-        ({"aggregates": GOOD}, "featurekit_window_history: aggregates must be a non-empty list such as"),
-        ({"aggregates": [{"function": "count"}]}, "featurekit_window_history: aggregate 1 ({'function': 'count'}) needs at least 'name', 'function' and 'window'"),
-        ({"aggregates": [GOOD | {"filter": "x > 0"}]}, "featurekit_window_history: aggregate 'n' has an unknown field 'filter'; its fields are name, function, column, window (filter events with where=)"),
-        ({"aggregates": [GOOD, GOOD]}, "featurekit_window_history: aggregate 'n': the name is already taken"),
-        ({"aggregates": [GOOD | {"name": "loaded_at"}]}, "featurekit_window_history: aggregate 'loaded_at': the name is already taken"),
-        ({"aggregates": [GOOD | {"function": "median"}]}, "featurekit_window_history: aggregate 'n' has function 'median'; use one of count, count_distinct, sum, avg, min, max"),
-        ({"aggregates": [GOOD | {"function": "sum"}]}, "featurekit_window_history: aggregate 'n': function sum needs 'column' (a column or SQL expression of the events)"),
-        ({"aggregates": [{"name": "n", "function": "count"}]}, "featurekit_window_history: aggregate 'n' needs a 'window' such as '30 days' or '15 minutes'"),
-        ({"aggregates": [GOOD | {"window": "1 month"}]}, "featurekit_window_history: aggregate 'n': duration '1 month' is not of the form"),
+        ({"keys": []}, "window_history needs the events relation, keys=[...] and timestamp='<event time column>'"),
+        ({"aggregates": GOOD}, "window_history: aggregates must be a non-empty list such as"),
+        ({"aggregates": [{"function": "count"}]}, "window_history: aggregate 1 ({'function': 'count'}) needs at least 'name', 'function' and 'window'"),
+        ({"aggregates": [GOOD | {"filter": "x > 0"}]}, "window_history: aggregate 'n' has an unknown field 'filter'; its fields are name, function, column, window (filter events with where=)"),
+        ({"aggregates": [GOOD, GOOD]}, "window_history: aggregate 'n': the name is already taken"),
+        ({"aggregates": [GOOD | {"name": "loaded_at"}]}, "window_history: aggregate 'loaded_at': the name is already taken"),
+        ({"aggregates": [GOOD | {"function": "median"}]}, "window_history: aggregate 'n' has function 'median'; use one of count, count_distinct, sum, avg, min, max"),
+        ({"aggregates": [GOOD | {"function": "sum"}]}, "window_history: aggregate 'n': function sum needs 'column' (a column or SQL expression of the events)"),
+        ({"aggregates": [{"name": "n", "function": "count"}]}, "window_history: aggregate 'n' needs a 'window' such as '30 days' or '15 minutes'"),
+        ({"aggregates": [GOOD | {"window": "1 month"}]}, "window_history: aggregate 'n': duration '1 month' is not of the form"),
     ],
 )
 def test_bad_arguments_fail_with_a_sentence(renderers, arguments, message):
     call = {"keys": ["k"], "timestamp": "ts", "aggregates": [GOOD]} | arguments
     with pytest.raises(FeaturekitError) as error:
-        renderers["duckdb"].call("featurekit_window_history", "events", **call)
+        renderers["duckdb"].call("window_history", "events", **call)
     assert str(error.value).startswith(message)

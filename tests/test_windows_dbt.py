@@ -1,5 +1,5 @@
 """The example's windowed feature views (customer_orders v1/v2, login_activity v1/v2,
-order_velocity v1, support_tickets v2: featurekit_window_history) with real dbt builds, the real train-set CLI and
+order_velocity v1, support_tickets v2: window_history) with real dbt builds, the real train-set CLI and
 the real online store, against a brute-force oracle over the raw seed rows at every window
 edge: each event, each expiry (event + window) and a microsecond either side."""
 
@@ -15,8 +15,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from featurekit.online import OnlineStore
-from featurekit.publish import publish
+from featurekit.online.store import OnlineStore
+from featurekit.online.publish import publish
 from conftest import copy_project, featurekit_cli
 
 pytestmark = pytest.mark.slow  # real dbt builds in tmp copies
@@ -281,7 +281,7 @@ def test_incremental_build_equals_build_from_scratch(built_project, tmp_path):
                             ("login_activity_v1", {3: "2024-11-10 08:00", 1502: "2024-11-17 07:59:59.999999"}),
                             ("login_activity_v2", {3: LATE_LOGIN, 1502: "2024-11-17 07:59:59.999999"}),
                             ("support_tickets_v2", {3: "2024-08-12 09:00"})]:
-            compiled = (incremental / "target" / "compiled" / "featurekit" / "models" / "features" / f"{view}.sql").read_text()
+            compiled = (incremental / "target" / "compiled" / "shop" / "models" / "features" / f"{view}.sql").read_text()
             assert "__fk_changed" in compiled  # compiled as an incremental run
             recomputed = con.execute(f"SELECT customer_id, min(feature_ts) FROM ({compiled}) GROUP BY ALL").fetchall()
             assert {c: t for c, t in recomputed} == {c: datetime.fromisoformat(t) for c, t in since.items()}, view
@@ -290,12 +290,12 @@ def test_incremental_build_equals_build_from_scratch(built_project, tmp_path):
 def test_bad_aggregate_fails_dbt_parse_with_a_sentence(tmp_path):
     project = copy_project(tmp_path / "project")
     (project / "models" / "features" / "broken_v1.sql").write_text(
-        "{{ featurekit_window_history(ref('stg_orders'), keys=['customer_id'], timestamp='order_ts',"
+        "{{ featurekit.window_history(ref('stg_orders'), keys=['customer_id'], timestamp='order_ts',"
         " aggregates=[{'name': 'orders_30d', 'function': 'count', 'window': '1 month'}]) }}\n"
     )
     result = featurekit_cli("dbt", "parse", "--project-dir", str(project), check=False)
     assert result.returncode == 2
     assert (
-        "models/features/broken_v1.sql: featurekit_window_history: aggregate 'orders_30d': duration '1 month' is not of the form "
+        "models/features/broken_v1.sql: window_history: aggregate 'orders_30d': duration '1 month' is not of the form "
         "'<whole number> <second|minute|hour|day|week>s', e.g. '30 days'"
     ) in result.stdout + result.stderr

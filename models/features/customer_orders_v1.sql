@@ -1,7 +1,7 @@
 {{ config(unique_key=['customer_id', 'feature_ts']) }}
 
 -- v1: returned orders count, and their value counts too
-{{ featurekit_window_history(
+{{ featurekit.window_history(
     ref('stg_orders'),
     keys=['customer_id'],
     timestamp='order_ts',

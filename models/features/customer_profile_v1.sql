@@ -6,7 +6,7 @@ with changes as (
     -- only customers with changes loaded since the last build
     where customer_id in (
         select customer_id from {{ ref('stg_customers') }}
-        where loaded_at > {{ featurekit_newest(this, 'available_at') }}
+        where loaded_at > {{ featurekit.newest(this, 'available_at') }}
     )
     {% endif %}
 ),

@@ -4,7 +4,7 @@ with
 {% if is_incremental() %}
 new_orders as (
     select customer_id, order_ts from {{ ref('stg_orders') }}
-    where loaded_at > {{ featurekit_newest(this, 'loaded_at') }}
+    where loaded_at > {{ featurekit.newest(this, 'loaded_at') }}
 ),
 {% endif %}
 

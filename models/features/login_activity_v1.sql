@@ -2,7 +2,7 @@
 
 -- Logins carry no load time: an incremental run picks up logins later than the newest one
 -- already counted (a late-arriving earlier login needs a rebuild of the view).
-{{ featurekit_window_history(
+{{ featurekit.window_history(
     ref('stg_logins'),
     keys=['customer_id'],
     timestamp='login_ts',

@@ -2,7 +2,7 @@
 
 -- v2: the same 7-day count as v1, maintained by load time: an incremental run takes in a
 -- login that arrives late (loaded after logins newer than it), which v1 misses.
-{{ featurekit_window_history(
+{{ featurekit.window_history(
     ref('stg_logins'),
     keys=['customer_id'],
     timestamp='login_ts',

@@ -1,7 +1,7 @@
 {{ config(unique_key=['customer_id', 'feature_ts']) }}
 
 -- Sub-hour windows: a burst of orders shows up within seconds and is gone 15 minutes later.
-{{ featurekit_window_history(
+{{ featurekit.window_history(
     ref('stg_orders'),
     keys=['customer_id'],
     timestamp='order_ts',

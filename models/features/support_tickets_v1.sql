@@ -6,7 +6,7 @@ with tickets as (
     -- only customers with tickets loaded since the last build
     where customer_id in (
         select customer_id from {{ ref('stg_support_tickets') }}
-        where loaded_at > {{ featurekit_newest(this, 'loaded_at') }}
+        where loaded_at > {{ featurekit.newest(this, 'loaded_at') }}
     )
     {% endif %}
 ),

@@ -1,8 +1,8 @@
 {{ config(unique_key=['customer_id', 'feature_ts']) }}
 
--- v2: exact 90-day windows (featurekit_window_history) instead of values frozen at each
+-- v2: exact 90-day windows (featurekit.window_history) instead of values frozen at each
 -- ticket and a 90-day ttl: the count drops as each ticket turns 90 days old.
-{{ featurekit_window_history(
+{{ featurekit.window_history(
     ref('stg_support_tickets'),
     keys=['customer_id'],
     timestamp='opened_ts',

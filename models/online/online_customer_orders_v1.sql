@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('customer_orders', v=1)) }}
+{{ featurekit.online_table(ref('customer_orders', v=1)) }}

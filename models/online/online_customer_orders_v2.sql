@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('customer_orders', v=2)) }}
+{{ featurekit.online_table(ref('customer_orders', v=2)) }}

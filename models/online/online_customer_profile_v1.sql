@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('customer_profile', v=1)) }}
+{{ featurekit.online_table(ref('customer_profile', v=1)) }}

@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('last_purchase', v=1)) }}
+{{ featurekit.online_table(ref('last_purchase', v=1)) }}

@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('login_activity', v=2)) }}
+{{ featurekit.online_table(ref('login_activity', v=2)) }}

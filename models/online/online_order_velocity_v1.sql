@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('order_velocity', v=1)) }}
+{{ featurekit.online_table(ref('order_velocity', v=1)) }}

@@ -1,1 +1,1 @@
-{{ featurekit_online_table(ref('support_tickets', v=2)) }}
+{{ featurekit.online_table(ref('support_tickets', v=2)) }}

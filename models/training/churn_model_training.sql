@@ -3,4 +3,4 @@
 -- depends_on: {{ ref('last_purchase', v=1) }}
 -- depends_on: {{ ref('support_tickets', v=1) }}
 -- depends_on: {{ ref('login_activity', v=1) }}
-{{ featurekit_training_set(ref('stg_churn_labels'), feature_set='churn_model') }}
+{{ featurekit.training_set(ref('stg_churn_labels'), feature_set='churn_model') }}

@@ -4,4 +4,4 @@
 -- depends_on: {{ ref('support_tickets', v=2) }}
 -- depends_on: {{ ref('login_activity', v=2) }}
 -- depends_on: {{ ref('order_velocity', v=1) }}
-{{ featurekit_training_set(ref('stg_churn_labels'), feature_set='churn_model_v2') }}
+{{ featurekit.training_set(ref('stg_churn_labels'), feature_set='churn_model_v2') }}

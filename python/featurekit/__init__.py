@@ -9,7 +9,7 @@ from .training import training_set  # noqa: E402
 def __getattr__(name):
     # OnlineStore loads on first use: it needs pyarrow (~0.3 s), which `train-set` never does.
     if name == "OnlineStore":
-        from .online import OnlineStore
+        from .online.store import OnlineStore
 
         return OnlineStore
     raise AttributeError(f"module 'featurekit' has no attribute {name!r}")

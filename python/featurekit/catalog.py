@@ -7,7 +7,7 @@ from .project import Project
 
 def feature_views(project: Project) -> dict[str, dict]:
     """Every feature view version, by reference name (customer_orders_v1)."""
-    return project.macros.call("featurekit_feature_views")
+    return project.macros.call("feature_views")
 
 
 def feature_sets(project: Project) -> list[dict]:
@@ -19,8 +19,8 @@ def feature_sets(project: Project) -> list[dict]:
 def resolve(project: Project, feature_set: str | None = None, features: list[str] | None = None) -> dict:
     """A feature set by name, or ad-hoc feature references, as {'name', 'views': [view spec]}."""
     if feature_set is not None:
-        return project.macros.call("featurekit_feature_set_spec", feature_set)
-    return project.macros.call("featurekit_features_spec", features)
+        return project.macros.call("feature_set_spec", feature_set)
+    return project.macros.call("features_spec", features)
 
 
 def consumers(project: Project) -> dict[str, list[str]]:

@@ -5,48 +5,27 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from .errors import CheckFailed, FeaturekitError
 from .project import Project
 
-_DBT = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; cli()"
-
-
-def profiles_dir(project: Project) -> Path | None:
-    """Where dbt should read profiles.yml: None when the user has their own (DBT_PROFILES_DIR,
-    ./profiles.yml or ~/.dbt/profiles.yml naming this project's profile); otherwise a copy of
-    profiles.yml.example in .featurekit/, so a fresh clone works without any setup."""
-    if os.environ.get("DBT_PROFILES_DIR") or (project.root / "profiles.yml").is_file():
-        return None
-    profile = project.config.get("profile")
-    home = Path.home() / ".dbt" / "profiles.yml"
-    if home.is_file() and profile in (yaml.safe_load(home.read_text()) or {}):
-        return None
-    example = project.root / "profiles.yml.example"
-    if not example.is_file():
-        raise FeaturekitError(f"no dbt profile '{profile}' found and no profiles.yml.example in {project.root}")
-    target = project.root / ".featurekit"
-    target.mkdir(exist_ok=True)
-    shutil.copyfile(example, target / "profiles.yml")
-    return target
+# dbt's own command line, in a fresh Python process.
+DBT_COMMAND = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; cli()"]
 
 
 def _profile_args(project: Project) -> list[str]:
-    directory = profiles_dir(project)
-    return [] if directory is None else ["--profiles-dir", str(directory)]
+    """Where dbt reads the project's profile: the directory featurekit found it in."""
+    return ["--profiles-dir", str(project.target.profiles_dir)]
 
 
 def run_dbt(project: Project, *args: str, quiet: bool = False) -> None:
     """Runs `dbt ARGS` in the project directory; raises FeaturekitError when it fails."""
-    command = [sys.executable, "-c", _DBT, *args, *_profile_args(project)]
-    env = dict(os.environ, FEATUREKIT_WAREHOUSE=str(project.warehouse))
+    command = [*DBT_COMMAND, *args, *_profile_args(project)]
+    env = dict(os.environ, **_warehouse_override(project))
     result = subprocess.run(
         command,
         cwd=project.root,
@@ -100,18 +79,23 @@ def _raise_unless_ok(result, *command: str) -> None:
     raise error(f"`dbt {' '.join(command)}` failed{reason}; see dbt's output above")
 
 
+def _warehouse_override(project: Project) -> dict[str, str]:
+    """FEATUREKIT_WAREHOUSE for dbt when featurekit was told to read another DuckDB file than
+    the profile's: a profile that reads env_var('FEATUREKIT_WAREHOUSE') (as the example
+    shop's does) then builds that file."""
+    return {"FEATUREKIT_WAREHOUSE": str(project.warehouse)} if project.warehouse_override else {}
+
+
 @contextmanager
 def _dbt_environment(project: Project):
     """What run_dbt gives its subprocess: the project as working directory (relative paths in
-    the project resolve against it) and FEATUREKIT_WAREHOUSE for the bundled profile."""
-    cwd, warehouse = os.getcwd(), os.environ.get("FEATUREKIT_WAREHOUSE")
+    the project resolve against it) and the warehouse override."""
+    cwd, saved = os.getcwd(), dict(os.environ)
     os.chdir(project.root)
-    os.environ["FEATUREKIT_WAREHOUSE"] = str(project.warehouse)
+    os.environ.update(_warehouse_override(project))
     try:
         yield
     finally:
         os.chdir(cwd)
-        if warehouse is None:
-            os.environ.pop("FEATUREKIT_WAREHOUSE", None)
-        else:
-            os.environ["FEATUREKIT_WAREHOUSE"] = warehouse
+        os.environ.clear()
+        os.environ.update(saved)

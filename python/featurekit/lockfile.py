@@ -73,11 +73,11 @@ def view_checksums(project: Project) -> dict[str, dict]:
     """Every feature view version's checksum, as the lock file records it."""
     nodes = project.manifest["nodes"]
     macros = project.manifest["macros"]
-    package = project.config.get("name")
+    packages = {project.config.get("name"), "featurekit"}
     checksums = {}
     for ref, view in feature_views(project).items():
         node = nodes[view["unique_id"]]
-        called = _macro_closure(node["depends_on"]["macros"], macros, package)
+        called = _macro_closure(node["depends_on"]["macros"], macros, packages)
         definition = {
             "sql": _collapse(node["raw_code"]),
             "macros": {m: _collapse(macros[m]["macro_sql"]) for m in sorted(called)},
@@ -89,10 +89,11 @@ def view_checksums(project: Project) -> dict[str, dict]:
     return checksums
 
 
-def _macro_closure(direct: list[str], macros: dict, package: str) -> set[str]:
-    """The project's macros that `direct` reach: those they call, and the adapter
-    implementations of each (dbt records `adapter.dispatch('x')` as a call to x only)."""
-    ours = {uid: macro for uid, macro in macros.items() if macro.get("package_name") == package}
+def _macro_closure(direct: list[str], macros: dict, packages: set[str]) -> set[str]:
+    """The macros of the project and of featurekit's package that `direct` reach: those
+    they call, and the adapter implementations of each (dbt records
+    `adapter.dispatch('x')` as a call to x only)."""
+    ours = {uid: macro for uid, macro in macros.items() if macro.get("package_name") in packages}
     implementations: dict[str, list[str]] = {}
     for uid, macro in ours.items():
         adapter, separator, name = macro["name"].partition("__")

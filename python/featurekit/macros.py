@@ -32,15 +32,28 @@ def _raise_compiler_error(message):
     raise FeaturekitError(message)
 
 
+class _Namespace:
+    """The package's macros as dbt exposes them to each other: featurekit.<name>(...)."""
+
+    def __init__(self, macros: dict):
+        self._macros = macros
+
+    def __getattr__(self, name):
+        try:
+            return self._macros[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class _Adapter:
-    def __init__(self, globals_, adapter_type):
-        self._globals = globals_
+    def __init__(self, macros: dict, adapter_type):
+        self._macros = macros
         self._type = adapter_type
 
     def dispatch(self, name, macro_namespace=None):
         for candidate in (f"{self._type}__{name}", f"default__{name}"):
-            if candidate in self._globals:
-                return self._globals[candidate]
+            if candidate in self._macros:
+                return self._macros[candidate]
         raise FeaturekitError(f"no {self._type}__{name} or default__{name} macro in the manifest")
 
     @staticmethod
@@ -85,8 +98,11 @@ class MacroRenderer:
             loader=jinja2.FunctionLoader(lambda name: (sources[name], None, lambda: True)),
             bytecode_cache=_bytecode_cache(cache_dir),
         )
-        # One mutable dict shared by every macro's template: macros find each other in it.
+        # Every macro's template shares these globals; the macros reach each other through the
+        # `featurekit` namespace (and adapter.dispatch), as in dbt.
+        self._macros: dict = {}
         self._globals = {
+            "featurekit": _Namespace(self._macros),
             "return": _return,
             "exceptions": {"raise_compiler_error": _raise_compiler_error},
             "execute": True,
@@ -96,19 +112,18 @@ class MacroRenderer:
                 "sources": manifest.get("sources", {}),
             },
         }
-        self._globals["adapter"] = _Adapter(self._globals, adapter_type)
+        self._globals["adapter"] = _Adapter(self._macros, adapter_type)
         for macro in manifest.get("macros", {}).values():
-            if macro.get("package_name") != NAMESPACE or "featurekit_" not in macro["name"]:
-                continue
-            if macro["name"].startswith("test_"):
+            # generic tests and materializations are dbt blocks, not macros jinja2 can render
+            if macro.get("package_name") != NAMESPACE or macro["name"].startswith(("test_", "materialization_")):
                 continue
             sources[macro["name"]] = macro["macro_sql"]
-            self._globals[macro["name"]] = _wrap(env, self._globals, macro["name"])
+            self._macros[macro["name"]] = _wrap(env, self._globals, macro["name"])
 
     def call(self, name: str, *args, **kwargs):
-        if name not in self._globals:
-            raise FeaturekitError(f"macro {name} is not in the manifest; run `dbt parse`")
-        return self._globals[name](*args, **kwargs)
+        if name not in self._macros:
+            raise FeaturekitError(f"macro featurekit.{name} is not in the manifest: add featurekit's dbt package with `featurekit init`")
+        return self._macros[name](*args, **kwargs)
 
 
 def _bytecode_cache(directory: Path | None):

@@ -11,23 +11,47 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from .dbt_package import require_package
 from .errors import FeaturekitError
 from .macros import MacroRenderer
+from .profiles import Target, load_target
 
-DEFAULT_WAREHOUSE = "warehouse.duckdb"
 
 
 class Project:
-    """A dbt project directory: dbt_project.yml, target/manifest.json and the warehouse."""
+    """A dbt project directory: dbt_project.yml, target/manifest.json, the dbt target it
+    builds with and the warehouse."""
 
     def __init__(self, project_dir: str | os.PathLike | None = None, warehouse: str | os.PathLike | None = None):
+        """`warehouse` (or $FEATUREKIT_WAREHOUSE) names the DuckDB file to read instead of the
+        one the dbt target gives."""
         self.root = Path(project_dir or os.environ.get("FEATUREKIT_PROJECT_DIR") or ".").resolve()
         config_path = self.root / "dbt_project.yml"
         if not config_path.is_file():
             raise FeaturekitError(f"{self.root} is not a dbt project (no dbt_project.yml); pass --project-dir")
         self.config = yaml.safe_load(config_path.read_text()) or {}
-        warehouse = warehouse or os.environ.get("FEATUREKIT_WAREHOUSE") or DEFAULT_WAREHOUSE
-        self.warehouse = (self.root / warehouse).resolve()
+        self.warehouse_override = warehouse or os.environ.get("FEATUREKIT_WAREHOUSE")
+
+    @cached_property
+    def target(self) -> Target:
+        """The dbt target the project builds with (profiles.py)."""
+        return load_target(self.root, self.config.get("profile"))
+
+    @cached_property
+    def warehouse(self) -> Path:
+        """The DuckDB file the target builds (a relative path is relative to the project, where
+        dbt runs), unless `warehouse` overrides it."""
+        if self.warehouse_override:
+            return (self.root / self.warehouse_override).resolve()
+        target = self.target
+        if target.type != "duckdb":
+            raise FeaturekitError(f"{target.describe()} is of type {target.type}; featurekit reads DuckDB warehouses only")
+        path = str(target.config.get("path") or ":memory:")
+        if path == ":memory:":
+            raise FeaturekitError(
+                f"{target.describe()} is an in-memory DuckDB: give it a path: to a file, which dbt builds and featurekit reads"
+            )
+        return (self.root / path).resolve()
 
     @property
     def target_dir(self) -> Path:
@@ -39,7 +63,11 @@ class Project:
 
     def source_paths(self) -> list[Path]:
         """The files whose edits make the manifest stale."""
-        folders = [*self.config.get("model-paths", ["models"]), *self.config.get("macro-paths", ["macros"])]
+        folders = [
+            *self.config.get("model-paths", ["models"]),
+            *self.config.get("macro-paths", ["macros"]),
+            self.config.get("packages-install-path", "dbt_packages"),  # featurekit's package among them
+        ]
         files = [self.root / "dbt_project.yml"]
         for folder in folders:
             files.extend(p for p in (self.root / folder).rglob("*") if p.suffix in {".sql", ".yml", ".yaml"})
@@ -65,7 +93,9 @@ class Project:
 
     @cached_property
     def manifest(self) -> dict:
-        return json.loads(self.manifest_bytes)
+        manifest = json.loads(self.manifest_bytes)
+        require_package(manifest)
+        return manifest
 
     @cached_property
     def manifest_sha256(self) -> str:

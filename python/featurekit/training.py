@@ -1,6 +1,6 @@
 """Point-in-time training sets: labels + feature views -> one frame, no future leakage.
 
-The join SQL is rendered from the project's dbt macros (featurekit_point_in_time_join), the
+The join SQL is rendered from the project's dbt macros (point_in_time_join), the
 same text `dbt build` runs for a training model; this module only reads labels, renders,
 runs and writes.
 """
@@ -135,7 +135,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
         plan = project.macros.call(
-            "featurekit_point_in_time_steps",
+            "point_in_time_steps",
             READY,
             spec["views"],
             timestamp_column=TS,
@@ -149,7 +149,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
 
 
 def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:
-    """Runs the join's steps (featurekit_point_in_time_steps) into temp tables, one view at a
+    """Runs the join's steps (point_in_time_steps) into temp tables, one view at a
     time, and returns the final select over them. As one statement, DuckDB would hold every
     view's join state at once: about 2 GB per 20M-row view. The last step runs inside the
     final select instead (its one join state then), which saves a copy of every row."""

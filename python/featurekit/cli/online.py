@@ -1,0 +1,154 @@
+"""The online commands: publish, rollback, get, serve (registered in cli.py)."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import click
+
+from .common import echo_progress, project_options
+from ..errors import FeaturekitError
+from ..online.store import OnlineStore
+from ..online.publish import DEFAULT_KEEP, publish, rollback
+from ..online.server import INTEGER_TYPES, FeatureServer, _json_default
+from ..online.snapshots import default_online_dir
+
+
+def online_dir_option(command):
+    return click.option(
+        "--online-dir",
+        type=click.Path(file_okay=False),
+        envvar="FEATUREKIT_ONLINE_DIR",
+        help="The snapshot directory (default: $FEATUREKIT_ONLINE_DIR or online/ in the project).",
+    )(command)
+
+
+@click.command("publish")
+@click.option("--keep", default=DEFAULT_KEEP, show_default=True, type=int, help="How many snapshots to keep.")
+@click.option("--as-of", help="Publish the serving state as of this UTC time instead of the dbt-built online tables.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@online_dir_option
+@project_options
+def publish_command(keep, as_of, quiet, online_dir, project_dir, warehouse):
+    """Publish the online tables (models/online/) as a new immutable snapshot and make it the
+    one `featurekit get`, `featurekit serve` and OnlineStore read. Serving picks it up without
+    a restart; a failed publish leaves the previous snapshot current.
+
+    \b
+    Example:
+      featurekit publish
+      featurekit publish --keep 10
+      featurekit publish --as-of 2024-05-01T09:00:00Z   # the serving state at that time
+    """
+    publish(project_dir, warehouse, online_dir, keep=keep, as_of=as_of, progress=(lambda m: None) if quiet else echo_progress)
+
+
+@click.command("rollback")
+@click.option("--to", "to", help="The snapshot id to make current (default: the one before the current).")
+@online_dir_option
+@click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
+def rollback_command(to, online_dir, project_dir):
+    """Make the previous published snapshot current again (servers pick it up within a second).
+
+    \b
+    Example:
+      featurekit rollback
+      featurekit rollback --to 20240501T090000123456Z
+    """
+    snapshot_id = rollback(online_dir or default_online_dir(project_dir), to)
+    echo_progress(f"snapshot {snapshot_id} is current")
+
+
+@click.command("get")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--feature-set", required=True, help="The feature set, e.g. churn_model.")
+@click.option("--request-ts", help="The request time (UTC; default now), e.g. 2024-05-01T09:00:00Z.")
+@click.option("--snapshot", help="Read this snapshot id instead of the current one.")
+@online_dir_option
+@click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
+def get_command(keys, feature_set, request_ts, snapshot, online_dir, project_dir):
+    """Look up the features of KEYS (KEY=VALUE, or a bare value when the feature set has one
+    key column) in the published snapshot, as JSON, for debugging.
+
+    \b
+    Example:
+      featurekit get --feature-set churn_model customer_id=42
+      featurekit get --feature-set churn_model 42 43 --request-ts 2024-05-01T09:00:00Z
+    """
+    store = OnlineStore(online_dir or default_online_dir(project_dir), snapshot=snapshot)
+    spec = store.feature_sets().get(feature_set)
+    if spec is None:
+        store.columns(feature_set)  # raises the unknown-feature-set error
+    served = store.lookup(feature_set, [_parse_key(text, spec) for text in keys], request_ts)
+    click.echo(json.dumps(
+        {
+            "feature_set": feature_set,
+            "snapshot_id": served.snapshot_id,
+            "request_ts": served.request_ts,
+            "results": [dict(zip(served.columns, row)) for row in served.rows],
+        },
+        indent=2,
+        default=_json_default,
+    ))
+
+
+def _parse_key(text: str, spec: dict) -> dict:
+    names = spec["keys"]
+    if "=" not in text:
+        if len(names) != 1:
+            raise FeaturekitError(f"key '{text}': write {' '.join(n + '=VALUE' for n in names)}")
+        text = f"{names[0]}={text}"
+    key = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name not in names:
+            raise FeaturekitError(f"key '{text}': '{name}' is not a key column of {spec['name']} ({', '.join(names)})")
+        if spec["key_types"][name] in INTEGER_TYPES:
+            try:
+                value = int(value)
+            except ValueError:
+                raise FeaturekitError(f"key '{text}': {name} must be an integer") from None
+        key[name] = value
+    missing = [n for n in names if n not in key]
+    if missing:
+        raise FeaturekitError(f"key '{text}' lacks {', '.join(missing)}")
+    return key
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="The port (0: any free port).")
+@click.option("--token", envvar="FEATUREKIT_TOKEN", help="Require Authorization: Bearer TOKEN on /v1/* and /metrics ($FEATUREKIT_TOKEN).")
+@click.option("--max-batch", default=1000, show_default=True, type=int, help="Most keys per request (more: 413).")
+@click.option("--log-dir", type=click.Path(file_okay=False), help="Log every served vector to Parquet files here.")
+@online_dir_option
+@click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
+def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir):
+    """Serve published feature sets over HTTP JSON: POST /v1/features/{feature_set},
+    GET /v1/feature-sets, GET /healthz, GET /metrics. Never opens the warehouse; follows newly
+    published snapshots without a restart.
+
+    \b
+    Example:
+      featurekit serve --port 8000
+      curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}]}'
+    """
+    store = OnlineStore(online_dir or default_online_dir(project_dir), log_dir=log_dir)
+    try:
+        server = FeatureServer((host, port), store, token=token, max_batch=max_batch)
+    except OSError as e:
+        raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    echo_progress(f"serving snapshot {store.snapshot_id} on {server.url} (Ctrl-C to stop)")
+    signal.signal(signal.SIGTERM, _stop)  # stop as on Ctrl-C: finish the served-feature log
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        store.close()
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt

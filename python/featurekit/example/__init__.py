@@ -1,0 +1,1 @@
+"""The example shop: its data generator and the skew demo (not part of the library API)."""

@@ -1,0 +1,1 @@
+"""Monitoring: freshness SLAs, the served-feature log, parity replay, skew and describe."""

@@ -1,0 +1,1 @@
+"""The online store: publish snapshots, serve them in-process and over HTTP."""

@@ -1,0 +1,289 @@
+"""`featurekit serve`: the online store over HTTP/1.1 JSON, on the standard library.
+
+Why not an ASGI stack: a lookup takes microseconds and holds the GIL, so async buys nothing;
+ThreadingHTTPServer with keep-alive and TCP_NODELAY (without it every keep-alive response
+waits ~40 ms for a delayed ACK) answers in well under a millisecond on loopback
+(bench/online.py) and adds no dependency.
+
+    POST /v1/features/{feature_set}  {"keys": [{"customer_id": 42}], "request_ts": "...Z"}
+    GET  /v1/feature-sets            the feature sets, their keys and columns
+    GET  /healthz                    the snapshot served and its age (never needs a token)
+    GET  /metrics                    Prometheus text format
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..errors import FeaturekitError
+from .store import OnlineStore
+from ..timestamps import iso, parse_utc
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class FeatureServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address, store: OnlineStore, token: str | None = None, max_batch: int = 1000, max_body: int = 1 << 20):
+        super().__init__(address, _Handler)
+        self.store = store
+        self.token = token
+        self.max_batch = max_batch
+        self.max_body = max_body
+        self.metrics = Metrics()
+
+    def get_request(self):
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def handle(self, method: str, path: str, headers, body: bytes | None) -> tuple[int, object]:
+        """(status, JSON-able body or Prometheus text) for one request."""
+        if path == "/healthz" and method == "GET":
+            return 200, self.health()
+        if path.startswith("/v1/") or path == "/metrics":
+            self._check_token(headers)
+        if path == "/metrics" and method == "GET":
+            return 200, self.metrics.render(self.store)
+        if path == "/v1/feature-sets" and method == "GET":
+            return 200, {"feature_sets": [_describe(spec) for spec in self.store.feature_sets().values()]}
+        if path.startswith("/v1/features/") and method == "POST":
+            return 200, self.features(path[len("/v1/features/"):], body)
+        if path in ("/healthz", "/metrics", "/v1/feature-sets") or path.startswith("/v1/features/"):
+            raise HTTPError(405, f"{method} is not allowed on {path}")
+        raise HTTPError(404, f"no route {path}; see GET /v1/feature-sets")
+
+    def features(self, name: str, body: bytes | None) -> dict:
+        sets = self.store.feature_sets()
+        if name not in sets:
+            raise HTTPError(404, f"unknown feature set '{name}'; known feature sets: {', '.join(sorted(sets))}")
+        request = _parse_body(body)
+        keys = _parse_keys(request.get("keys"), sets[name], self.max_batch)
+        request_ts = request.get("request_ts")
+        if request_ts is not None:
+            if not isinstance(request_ts, str):
+                raise HTTPError(400, "request_ts must be an ISO 8601 string such as 2024-05-01T09:00:00Z")
+            try:
+                request_ts = parse_utc(request_ts, "request_ts")
+            except FeaturekitError as e:
+                raise HTTPError(400, str(e)) from None
+        served = self.store.lookup(name, keys, request_ts)
+        self.metrics.keys_served += len(keys)
+        freshness = self.store.freshness()
+        return {
+            "feature_set": name,
+            "snapshot_id": served.snapshot_id,
+            "stale_views": [v["ref"] for v in sets[name]["views"] if freshness.get(v["ref"], {}).get("stale")],
+            "request_ts": iso(served.request_ts),
+            "columns": served.columns,
+            "results": [dict(zip(served.columns, row)) for row in served.rows],
+        }
+
+    def health(self) -> dict:
+        manifest = self.store.manifest
+        now = datetime.now(timezone.utc)
+        return {
+            "status": "ok",
+            "snapshot_id": manifest["snapshot_id"],
+            "built_at": manifest["built_at"],
+            "as_of": manifest["as_of"],
+            "snapshot_age_seconds": _age(manifest["built_at"], now),
+            "data_age_seconds": _age(manifest["as_of"], now),
+            "views": self.store.freshness(),
+            "reload_error": self.store.last_reload_error,
+        }
+
+    def _check_token(self, headers) -> None:
+        if self.token is None:
+            return
+        given = headers.get("Authorization", "")
+        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), self.token.encode())):
+            raise HTTPError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)")
+
+
+def _parse_body(body: bytes | None) -> dict:
+    if not body:
+        raise HTTPError(400, 'empty body; send JSON like {"keys": [{"customer_id": 42}]}')
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    if not isinstance(request, dict):
+        raise HTTPError(400, 'the body must be a JSON object like {"keys": [{"customer_id": 42}]}')
+    unknown = sorted(set(request) - {"keys", "request_ts"})
+    if unknown:
+        raise HTTPError(400, f"unknown field(s) {', '.join(unknown)}; the body takes keys and request_ts")
+    return request
+
+
+def _parse_keys(keys, spec: dict, max_batch: int) -> list[dict]:
+    names, types = spec["keys"], spec["key_types"]
+    if not isinstance(keys, list) or not keys:
+        raise HTTPError(400, f"keys must be a non-empty list of objects with {', '.join(names)}")
+    if len(keys) > max_batch:
+        raise HTTPError(413, f"{len(keys)} keys is over the limit of {max_batch} per request; split the batch")
+    parsed = []
+    for i, key in enumerate(keys):
+        if not isinstance(key, dict) or sorted(key) != sorted(names):
+            raise HTTPError(400, f"keys[{i}] must be an object with exactly {', '.join(names)}")
+        for name in names:
+            value, sql_type = key[name], types[name]
+            if sql_type in INTEGER_TYPES and (not isinstance(value, int) or isinstance(value, bool)):
+                raise HTTPError(400, f"keys[{i}].{name} must be an integer, not {json.dumps(value)}")
+            if sql_type == "VARCHAR" and not isinstance(value, str):
+                raise HTTPError(400, f"keys[{i}].{name} must be a string, not {json.dumps(value)}")
+        parsed.append({name: key[name] for name in names})
+    return parsed
+
+
+def _describe(spec: dict) -> dict:
+    return {
+        "name": spec["name"],
+        "description": spec.get("description"),
+        "keys": spec["keys"],
+        "key_types": spec["key_types"],
+        "columns": spec["columns"],
+        "types": spec["types"],
+        "views": [view["ref"] for view in spec["views"]],
+    }
+
+
+def _age(timestamp: str | None, now: datetime) -> float | None:
+    return None if timestamp is None else round((now - datetime.fromisoformat(timestamp)).total_seconds(), 3)
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class Metrics:
+    """Request counts and a latency histogram, rendered in Prometheus text format."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, int], int] = {}
+        self.buckets = [0] * len(BUCKETS)
+        self.count = 0
+        self.total = 0.0
+        self.keys_served = 0
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[(route, status)] = self.requests.get((route, status), 0) + 1
+            self.count += 1
+            self.total += seconds
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    self.buckets[i] += 1
+
+    def render(self, store: OnlineStore) -> str:
+        manifest = store.manifest
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            lines = ["# HELP featurekit_requests_total HTTP requests by route and status.", "# TYPE featurekit_requests_total counter"]
+            for (route, status), n in sorted(self.requests.items()):
+                lines.append(f'featurekit_requests_total{{route="{route}",code="{status}"}} {n}')
+            lines += ["# HELP featurekit_request_duration_seconds Time to answer a request.", "# TYPE featurekit_request_duration_seconds histogram"]
+            for bound, n in zip(BUCKETS, self.buckets):
+                lines.append(f'featurekit_request_duration_seconds_bucket{{le="{bound}"}} {n}')
+            lines.append(f'featurekit_request_duration_seconds_bucket{{le="+Inf"}} {self.count}')
+            lines.append(f"featurekit_request_duration_seconds_sum {self.total:.6f}")
+            lines.append(f"featurekit_request_duration_seconds_count {self.count}")
+            keys = self.keys_served
+        lines += [
+            "# HELP featurekit_keys_served_total Feature vectors served.", "# TYPE featurekit_keys_served_total counter",
+            f"featurekit_keys_served_total {keys}",
+            "# HELP featurekit_snapshot_age_seconds Seconds since the served snapshot was published.",
+            "# TYPE featurekit_snapshot_age_seconds gauge",
+            f'featurekit_snapshot_age_seconds{{snapshot_id="{manifest["snapshot_id"]}"}} {_age(manifest["built_at"], now)}',
+            "# HELP featurekit_snapshot_data_age_seconds Seconds since the served snapshot's as-of time.",
+            "# TYPE featurekit_snapshot_data_age_seconds gauge",
+            f"featurekit_snapshot_data_age_seconds {_age(manifest['as_of'], now)}",
+        ]
+        if store.log is not None:
+            lines += [
+                "# HELP featurekit_served_log_dropped_total Vectors not logged because the log queue was full.",
+                "# TYPE featurekit_served_log_dropped_total counter",
+                f"featurekit_served_log_dropped_total {store.log.dropped}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FeatureServer
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        started = time.perf_counter()
+        path = self.path.split("?", 1)[0]
+        route = "/v1/features" if path.startswith("/v1/features/") else path if path in ("/healthz", "/metrics", "/v1/feature-sets") else "other"
+        try:
+            status, payload = self.server.handle(method, path, self.headers, self._body(method))
+        except HTTPError as e:
+            status, payload = e.status, {"error": str(e)}
+        except FeaturekitError as e:
+            status, payload = 400, {"error": str(e)}
+        except Exception as e:  # a bug: answer 500 and keep serving
+            status, payload = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+        if isinstance(payload, str):
+            data, content_type = payload.encode(), "text/plain; version=0.0.4"
+        else:
+            data, content_type = json.dumps(payload, default=_json_default).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
+        self.end_headers()
+        self.wfile.write(data)
+        self.server.metrics.observe(route, status, time.perf_counter() - started)
+
+    def _body(self, method: str) -> bytes | None:
+        if method != "POST":
+            return None
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise HTTPError(411, "send a Content-Length header")
+        if int(length) > self.server.max_body:
+            self.close_connection = True  # the unread body would be taken for the next request
+            raise HTTPError(413, f"body of {length} bytes is over the limit of {self.server.max_body}")
+        return self.rfile.read(int(length))
+
+    def log_message(self, format, *args):  # one line per request would cost more than the lookup
+        pass
+
