@@ -153,3 +153,47 @@ def test_snapshot_manifest_is_plain_json(built_project):
     snapshots = SnapshotDir(built_project / "online")
     text = snapshots.manifest_path(snapshots.require_current()).read_text()
     assert json.loads(text)["snapshot_id"] == snapshots.current_id()
+
+
+def damage(path) -> None:
+    """Cuts a file to half its size, as a full disk or a bad copy would leave it."""
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.slow
+def test_rollback_to_a_damaged_snapshot_fails_and_changes_nothing(project):
+    online = project / "online"
+    snapshots = SnapshotDir(online)
+    first = snapshots.current_id()
+    second = publish(project)["snapshot_id"]
+    damage(snapshots.database(first))
+    for args in (["--to", first], []):
+        result = featurekit_cli("rollback", *args, "--project-dir", str(project), check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        error = result.stderr.strip()
+        assert error.startswith(f"Error: snapshot {first} in {online} is damaged: ") and error.count("\n") == 0, error
+        assert error.endswith(f"cannot roll back to it; {second} stays current"), error
+        assert snapshots.current_id() == second
+    assert OnlineStore(online).get("churn_model", 1)["customer_id"] == 1
+
+
+@pytest.mark.slow
+def test_rollback_follows_the_history_of_what_was_current(project):
+    """publish B, rollback, publish C, rollback: back to what was current before C, never
+    to B, the snapshot deliberately rolled back from."""
+    snapshots = SnapshotDir(project / "online")
+    first = snapshots.current_id()
+    second = publish(project)["snapshot_id"]
+    assert featurekit_cli("rollback", "--project-dir", str(project)).returncode == 0
+    assert snapshots.current_id() == first
+    third = publish(project)["snapshot_id"]
+    assert second < third and second in snapshots.ids()
+    featurekit_cli("rollback", "--project-dir", str(project))
+    assert snapshots.current_id() == first
+    again = featurekit_cli("rollback", "--project-dir", str(project), check=False)
+    assert again.returncode == 2 and "no snapshot older than the current one" in again.stderr
+    featurekit_cli("rollback", "--to", third, "--project-dir", str(project))
+    featurekit_cli("rollback", "--project-dir", str(project))  # steps back from the explicit one
+    assert snapshots.current_id() == first
+

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import time
 from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 import pytest
 
 from featurekit import OnlineStore
+from featurekit.online.snapshots import SnapshotDir
 from conftest import featurekit_cli
-from online_helpers import running_server
+from online_helpers import copy_built_project, running_server
 
 TOKEN = "s3cret-token"
 AT = "2024-10-20T12:00:00+00:00"
@@ -156,3 +159,39 @@ def test_get_cli_prints_the_online_vectors(built_project):
 def test_get_cli_bad_input(built_project, args, message):
     result = featurekit_cli("get", *args, "--project-dir", str(built_project), check=False)
     assert result.returncode == 2 and result.stderr.strip() == message and result.stdout == ""
+
+
+def wait_for(check, seconds: float = 20.0):
+    """Polls check() until it returns something true; returns that."""
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.slow
+def test_health_is_503_while_the_current_snapshot_cannot_be_loaded(built_project, tmp_path):
+    """A current snapshot that is damaged: the server keeps answering from the one it has,
+    /healthz says 503 unhealthy without naming any file, the log says why in one line; once
+    the pointer is back on a good snapshot, healthy again."""
+    project = copy_built_project(built_project, tmp_path / "project")
+    snapshots = SnapshotDir(project / "online")
+    served = snapshots.current_id()
+    damaged = served[:-2] + ("8" if served[-2] == "9" else "9") + "Z"  # a snapshot id beside it
+    shutil.copy(snapshots.manifest_path(served), snapshots.manifest_path(damaged))
+    snapshots.database(damaged).write_bytes(b"not a database" * 100)
+    with running_server("--project-dir", str(project)) as (url, process):
+        client = Client(url)
+        snapshots.switch(damaged)
+        status, health = wait_for(lambda: (r := client.request("GET", "/healthz", token=None))[0] == 503 and r)
+        assert health["status"] == "unhealthy" and health["snapshot_id"] == served
+        assert damaged in health["reload_error"] and served in health["reload_error"]
+        assert "/" not in health["reload_error"] and str(tmp_path) not in json.dumps(health)
+        status, body = client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 3}]}, token=None)
+        assert status == 200 and body["snapshot_id"] == served
+        snapshots.switch(served)
+        status, health = wait_for(lambda: (r := client.request("GET", "/healthz", token=None))[0] == 200 and r)
+        assert health["status"] == "ok" and health["reload_error"] is None
+    lines = [line for line in process.stderr.read().splitlines() if damaged in line]
+    assert len(lines) == 1 and lines[0].startswith(f"featurekit: cannot load snapshot {damaged}, still serving {served}: "), lines

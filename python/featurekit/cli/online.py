@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 
 import click
@@ -134,6 +135,9 @@ def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir
       featurekit serve --port 8000
       curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}]}'
     """
+    handler = logging.StreamHandler()  # the store's reload errors, one line each
+    handler.setFormatter(logging.Formatter("featurekit: %(message)s"))
+    logging.getLogger("featurekit").addHandler(handler)
     store = OnlineStore(online_dir or default_online_dir(project_dir), log_dir=log_dir)
     try:
         server = FeatureServer((host, port), store, token=token, max_batch=max_batch)

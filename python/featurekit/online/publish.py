@@ -89,19 +89,30 @@ def publish(
 
 
 def rollback(online_dir, to: str | None = None) -> str:
-    """Makes the snapshot before the current one (or `to`) current; returns its id."""
+    """Makes the snapshot that was current before the current one (or `to`) current again;
+    returns its id. Steps back through what was current, so publish B, rollback, publish C,
+    rollback returns to the snapshot before B, never to B. The target must load, as a
+    server would load it (check_snapshot), or nothing changes."""
+    from .store import check_snapshot  # numpy and pyarrow: not for publish's other callers
+
     snapshots = SnapshotDir(online_dir)
     with _publish_lock(snapshots):
         current = snapshots.require_current()
         ids = snapshots.ids()
+        history = snapshots.history()
         if to is None:
-            older = [i for i in ids if i < current]
-            if not older:
+            history.pop()  # the current one
+            while history and (history[-1] not in ids or history[-1] == current):
+                history.pop()  # pruned since, or current twice in a row
+            if not history:
                 raise FeaturekitError(f"no snapshot older than the current one ({current}) in {snapshots.path} to roll back to")
-            to = older[-1]
+            to = history[-1]
         elif to not in ids:
             raise FeaturekitError(f"snapshot {to} is not in {snapshots.path}; its snapshots are {', '.join(ids) or 'none'}")
-        snapshots.switch(to)
+        else:
+            history.append(to)
+        check_snapshot(snapshots, to, f"cannot roll back to it; {current} stays current")
+        snapshots.switch(to, history)
     return to
 
 

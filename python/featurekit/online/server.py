@@ -60,7 +60,8 @@ class FeatureServer(ThreadingHTTPServer):
     def handle(self, method: str, path: str, headers, body: bytes | None) -> tuple[int, object]:
         """(status, JSON-able body or Prometheus text) for one request."""
         if path == "/healthz" and method == "GET":
-            return 200, self.health()
+            health = self.health()
+            return (200 if health["status"] == "ok" else 503), health
         if path.startswith("/v1/") or path == "/metrics":
             self._check_token(headers)
         if path == "/metrics" and method == "GET":
@@ -100,17 +101,24 @@ class FeatureServer(ThreadingHTTPServer):
         }
 
     def health(self) -> dict:
+        """What is served and how old it is. A current snapshot that cannot be loaded makes
+        it unhealthy (the previous one still answers); the reason, which may name files, is
+        in the server's log, not here: /healthz needs no token."""
         manifest = self.store.manifest
         now = datetime.now(timezone.utc)
+        failed = self.store.reload_error is not None
         return {
-            "status": "ok",
+            "status": "unhealthy" if failed else "ok",
             "snapshot_id": manifest["snapshot_id"],
             "built_at": manifest["built_at"],
             "as_of": manifest["as_of"],
             "snapshot_age_seconds": _age(manifest["built_at"], now),
             "data_age_seconds": _age(manifest["as_of"], now),
             "views": self.store.freshness(),
-            "reload_error": self.store.last_reload_error,
+            "reload_error": (
+                f"the current snapshot {self.store.failed_snapshot} cannot be loaded; still serving "
+                f"{manifest['snapshot_id']} (the server's log says why)" if failed else None
+            ),
         }
 
     def _check_token(self, headers) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import logging
 import threading
 import time
 from bisect import bisect_left
@@ -36,6 +37,7 @@ MICROS = 1_000_000
 BATCH = 16  # from this many keys a lookup computes them together (_Plan.vectors)
 NULL_US = np.iinfo(np.int64).min  # a null in _ViewIndex.ints
 _VISIBLE_AT = itemgetter(0)
+log = logging.getLogger("featurekit.online")
 
 
 class Served(NamedTuple):
@@ -75,7 +77,8 @@ class OnlineStore:
         self._check_every = check_every
         self._next_check = time.monotonic() + check_every
         self._loading = threading.Lock()
-        self.last_reload_error: str | None = None
+        self.reload_error: str | None = None  # why the current snapshot could not be loaded
+        self.failed_snapshot: str | None = None  # and its id; both None while serving the current one
         self.log = ServedLog(log_dir) if log_dir is not None else None
 
     @property
@@ -161,22 +164,35 @@ class OnlineStore:
             return snapshot
         self._next_check = time.monotonic() + self._check_every
         current = self._dir.current_id()
-        if current is not None and current != snapshot.id and not self._loading.locked():
+        if current == snapshot.id:
+            self.reload_error = self.failed_snapshot = None  # e.g. rolled back to the one served
+        elif current is not None and not self._loading.locked():
             threading.Thread(target=self._load_in_background, name="featurekit-snapshot-load", daemon=True).start()
         return snapshot
 
     def _load_in_background(self) -> None:
         if not self._loading.acquire(blocking=False):
             return
+        current = None
         try:
             current = self._dir.current_id()
             if current is not None and current != self._snapshot.id:
                 self._snapshot = _Snapshot.load(self._dir, current)
-            self.last_reload_error = None
+            self.reload_error = self.failed_snapshot = None
         except Exception as e:  # keep serving the loaded snapshot; retry at the next check
-            self.last_reload_error = f"{type(e).__name__}: {e}"
+            if (current, str(e)) != (self.failed_snapshot, self.reload_error):
+                log.error("cannot load snapshot %s, still serving %s: %s", current, self._snapshot.id, e)
+            self.reload_error, self.failed_snapshot = str(e), current
         finally:
             self._loading.release()
+
+
+def check_snapshot(snapshots: SnapshotDir, snapshot_id: str, consequence: str) -> None:
+    """Raises FeaturekitError unless the snapshot loads as a server would load it."""
+    try:
+        _Snapshot.load(snapshots, snapshot_id)
+    except FeaturekitError as e:
+        raise FeaturekitError(f"{e}; {consequence}") from None
 
 
 class _Snapshot:
@@ -204,17 +220,16 @@ class _Snapshot:
     def load(cls, snapshots: SnapshotDir, snapshot_id: str) -> "_Snapshot":
         manifest = snapshots.manifest(snapshot_id)
         path = snapshots.database(snapshot_id)
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error as e:
-            raise FeaturekitError(f"cannot open snapshot {path}: {e}") from None
         collecting = gc.isenabled()
         gc.disable()  # millions of new objects, none garbage: collecting meanwhile only costs time
         try:
-            wanted = _wanted_columns(manifest)
-            indexes = {ref: _ViewIndex(con, record, wanted[ref]) for ref, record in manifest["views"].items()}
+            with duckdb.connect(str(path), read_only=True) as con:
+                wanted = _wanted_columns(manifest)
+                indexes = {ref: _ViewIndex(con, record, wanted[ref]) for ref, record in manifest["views"].items()}
+        except (duckdb.Error, KeyError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FeaturekitError(f"snapshot {snapshot_id} in {snapshots.path} is damaged: {first}") from None
         finally:
-            con.close()
             if collecting:
                 gc.enable()
         return cls(snapshot_id, manifest, indexes)
