@@ -77,3 +77,10 @@ def _same_number(x, y) -> bool:
     integer column with nulls to float); dtypes are checked separately."""
     numbers = (int, float)
     return isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool) and x == y
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (what a killed writer leaves in a file name)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -3,6 +3,7 @@ served-feature log."""
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from featurekit import FeaturekitError, OnlineStore
 from featurekit.online.publish import publish
 from featurekit.monitor.served_log import ServedLog
-from online_helpers import copy_built_project
+from online_helpers import copy_built_project, dead_pid
 
 AT = "2024-10-20T12:00:00Z"
 
@@ -195,3 +196,18 @@ def _assert_batch_is_one_by_one(store, keys, times):
         for at in times:
             batch = store.get(feature_set, keys, request_ts=at)
             assert repr(batch) == repr([store.get(feature_set, key, request_ts=at) for key in keys]), (feature_set, at)
+
+
+@pytest.mark.slow
+def test_served_log_removes_the_temporary_files_of_a_killed_server(built_project, tmp_path):
+    folder = tmp_path / "churn_model"
+    folder.mkdir()
+    stale = folder / f".served-20240101T000000-1.parquet.{dead_pid()}.tmp"
+    live = folder / f".served-20240101T000000-2.parquet.{os.getppid()}.tmp"  # another server, still running
+    for path in (stale, live):
+        path.write_bytes(b"x" * 10_000)
+    store = OnlineStore(built_project / "online", log_dir=tmp_path)
+    store.get("churn_model", 1, request_ts=AT)
+    store.close()
+    assert not stale.exists() and live.exists()
+    assert len(list(folder.glob("served-*.parquet"))) == 1

@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..tempfiles import remove_stale, temp_path
 from ..timestamps import from_micros
 
 META = [
@@ -137,7 +138,8 @@ class ServedLog:
         start = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         self._seq += 1
         name = f"served-{start}-{self._seq}.parquet"
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        remove_stale(folder, "served-*")  # what a killed server left
+        tmp = temp_path(folder / name)
         return _File(folder / name, tmp, schema, pq.ParquetWriter(tmp, schema), time.monotonic())
 
     def _rotate_old(self) -> None:

@@ -67,6 +67,7 @@ def publish(
     views = _views(project, specs)
     snapshots.path.mkdir(parents=True, exist_ok=True)
     with _publish_lock(snapshots):
+        snapshots.prune(keep)  # first too: what a killed or failed publish left may fill the disk
         snapshot_id = _new_id(snapshots)
         tmp_db = snapshots.path / f".{snapshot_id}.{os.getpid()}.duckdb.tmp"
         tmp_json = snapshots.path / f".{snapshot_id}.{os.getpid()}.json.tmp"

@@ -5,7 +5,8 @@
       HISTORY                    the ids made current, one a line, oldest first: what
                                  `rollback` steps back through
       <id>.duckdb, <id>.json     one snapshot: its tables and its manifest
-      .<id>.<pid>.*.tmp          a publish in progress (removed when its process is gone)
+      .<id>.<pid>.*.tmp          a publish in progress (removed when its process is gone:
+                                 featurekit.tempfiles)
 
 Ids are UTC times (20240501T090000123456Z), so sorting them sorts snapshots by age.
 """
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from ..errors import FeaturekitError
+from ..tempfiles import remove_stale
 
 POINTER = "CURRENT"
+SNAPSHOT_ID = re.compile(r"\d{8}T\d{12}Z")
 HISTORY = "HISTORY"
 HISTORY_LENGTH = 100  # entries kept; rollback only ever needs the last few
 DEFAULT_DIR = "online"
@@ -94,25 +98,19 @@ class SnapshotDir:
 
     def prune(self, keep: int) -> list[str]:
         """Deletes all but the newest `keep` snapshots (never the current one, nor the one
-        rollback would return to) and the leftovers of publishes whose process is gone.
-        Readers that already loaded a snapshot keep it."""
+        rollback would return to), the halves of snapshots whose other file is gone, and the
+        temporary files of writers whose process is gone. Readers that already loaded a
+        snapshot keep it. Call it holding the publish lock: a publish in progress has
+        renamed its database into place a moment before its manifest."""
         history = self.history()
         ids = self.ids()
         doomed = [i for i in ids[: max(len(ids) - keep, 0)] if i not in history[-2:]]
         for snapshot_id in doomed:
             self.database(snapshot_id).unlink(missing_ok=True)
             self.manifest_path(snapshot_id).unlink(missing_ok=True)
-        for leftover in self.path.glob(".*.tmp*"):
-            if not _process_alive(leftover.name.split(".")[2]):
-                leftover.unlink(missing_ok=True)
+        complete = set(ids)
+        for half in [*self.path.glob("*.duckdb"), *self.path.glob("*.json")]:
+            if SNAPSHOT_ID.fullmatch(half.stem) and half.stem not in complete:
+                half.unlink(missing_ok=True)
+        remove_stale(self.path)
         return doomed
-
-
-def _process_alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
