@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import time
 from urllib.parse import urlparse
 
@@ -195,3 +196,60 @@ def test_health_is_503_while_the_current_snapshot_cannot_be_loaded(built_project
         assert health["status"] == "ok" and health["reload_error"] is None
     lines = [line for line in process.stderr.read().splitlines() if damaged in line]
     assert len(lines) == 1 and lines[0].startswith(f"featurekit: cannot load snapshot {damaged}, still serving {served}: "), lines
+
+
+def threads_of(process) -> int:
+    with open(f"/proc/{process.pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def raw_connection(url: str, data: bytes = b"") -> socket.socket:
+    parsed = urlparse(url)
+    connection = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+    if data:
+        connection.sendall(data)
+    return connection
+
+
+def read_all(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_idle_connections_past_the_open_files_limit_do_not_starve_requests(built_project):
+    """400 idle keep-alive connections to a server allowed 256 open files: new requests are
+    still answered at once (the longest idle connection is closed for them), on a few threads."""
+    with running_server("--project-dir", str(built_project), open_files=256) as (url, process):
+        idle = [raw_connection(url) for _ in range(400)]
+        try:
+            started = time.monotonic()
+            for k in range(1, 6):
+                status, body = Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": k}]})
+                assert status == 200 and body["results"][0]["customer_id"] == k
+            assert time.monotonic() - started < 5
+            assert threads_of(process) <= 4
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+@pytest.mark.slow
+def test_slow_and_idle_clients_time_out_while_others_are_served(built_project):
+    with running_server("--project-dir", str(built_project), "--client-timeout", "1", "--idle-timeout", "2") as (url, process):
+        request = "POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        half_head = raw_connection(url, request.encode())
+        half_body = raw_connection(url, (request + "Content-Length: 100\r\n\r\n" + '{"keys": [').encode())
+        idle = raw_connection(url)
+        started = time.monotonic()
+        status, _ = Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]})
+        assert status == 200 and time.monotonic() - started < 1
+        for connection in (half_head, half_body):
+            answer = read_all(connection)
+            assert answer.startswith(b"HTTP/1.1 408 ") and b'"error": "the request did not arrive within 1 s"' in answer
+        assert 1 <= time.monotonic() - started < 3
+        assert read_all(idle) == b"" and time.monotonic() - started < 4  # closed without a word
+        assert threads_of(process) <= 4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 
 import click
 
@@ -12,6 +11,7 @@ from .common import echo_progress, project_options
 from ..errors import FeaturekitError
 from ..online.store import OnlineStore
 from ..online.publish import DEFAULT_KEEP, publish, rollback
+from ..online.http import DEFAULT_LIMITS, Limits, listen, serve
 from ..online.server import INTEGER_TYPES, FeatureServer, _json_default
 from ..online.snapshots import default_online_dir
 
@@ -122,10 +122,16 @@ def _parse_key(text: str, spec: dict) -> dict:
 @click.option("--port", default=8000, show_default=True, type=int, help="The port (0: any free port).")
 @click.option("--token", envvar="FEATUREKIT_TOKEN", help="Require Authorization: Bearer TOKEN on /v1/* and /metrics ($FEATUREKIT_TOKEN).")
 @click.option("--max-batch", default=1000, show_default=True, type=int, help="Most keys per request (more: 413).")
+@click.option("--max-connections", default=DEFAULT_LIMITS.max_connections, show_default=True, type=int,
+              help="Most open connections (at the limit, the longest idle one is closed for a new one).")
+@click.option("--client-timeout", default=DEFAULT_LIMITS.client_timeout, show_default=True, type=float,
+              help="Seconds for a request's headers, and then its body, to arrive (else 408).")
+@click.option("--idle-timeout", default=DEFAULT_LIMITS.idle_timeout, show_default=True, type=float,
+              help="Seconds a keep-alive connection may wait for its next request.")
 @click.option("--log-dir", type=click.Path(file_okay=False), help="Log every served vector to Parquet files here.")
 @online_dir_option
 @click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
-def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir):
+def serve_command(host, port, token, max_batch, max_connections, client_timeout, idle_timeout, log_dir, online_dir, project_dir):
     """Serve published feature sets over HTTP JSON: POST /v1/features/{feature_set},
     GET /v1/feature-sets, GET /healthz, GET /metrics. Never opens the warehouse; follows newly
     published snapshots without a restart.
@@ -135,24 +141,17 @@ def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir
       featurekit serve --port 8000
       curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}]}'
     """
-    handler = logging.StreamHandler()  # the store's reload errors, one line each
+    handler = logging.StreamHandler()  # the store's reload errors and the server's, one line each
     handler.setFormatter(logging.Formatter("featurekit: %(message)s"))
     logging.getLogger("featurekit").addHandler(handler)
+    logging.getLogger("featurekit").setLevel(logging.INFO)
     store = OnlineStore(online_dir or default_online_dir(project_dir), log_dir=log_dir)
     try:
-        server = FeatureServer((host, port), store, token=token, max_batch=max_batch)
+        sock = listen(host, port)
     except OSError as e:
         raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    echo_progress(f"serving snapshot {store.snapshot_id} on {server.url} (Ctrl-C to stop)")
-    signal.signal(signal.SIGTERM, _stop)  # stop as on Ctrl-C: finish the served-feature log
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        store.close()
-
-
-def _stop(signum, frame):
-    raise KeyboardInterrupt
+    bound_host, bound_port = sock.getsockname()[:2]
+    limits = Limits(max_connections=max_connections, client_timeout=client_timeout, idle_timeout=idle_timeout)
+    echo_progress(f"serving snapshot {store.snapshot_id} on http://{bound_host}:{bound_port} (Ctrl-C to stop)")
+    # on SIGTERM as on Ctrl-C: stop, then finish the served-feature log
+    serve(sock, FeatureServer(store, token=token, max_batch=max_batch), limits, on_stop=store.close)

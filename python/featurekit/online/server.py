@@ -1,30 +1,29 @@
-"""`featurekit serve`: the online store over HTTP/1.1 JSON, on the standard library.
-
-Why not an ASGI stack: a lookup takes microseconds and holds the GIL, so async buys nothing;
-ThreadingHTTPServer with keep-alive and TCP_NODELAY (without it every keep-alive response
-waits ~40 ms for a delayed ACK) answers in well under a millisecond on loopback
-(bench/online.py) and adds no dependency.
+"""`featurekit serve`: the online store over HTTP/1.1 JSON (the transport: online/http.py).
 
     POST /v1/features/{feature_set}  {"keys": [{"customer_id": 42}], "request_ts": "...Z"}
     GET  /v1/feature-sets            the feature sets, their keys and columns
     GET  /healthz                    the snapshot served and its age (never needs a token)
     GET  /metrics                    Prometheus text format
+
+Every answer is JSON (Prometheus text for /metrics), errors included: {"error": "..."}
+with a 4xx status for anything wrong with the request, 500 only for a bug.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import socket
+import logging
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import FeaturekitError
+from .http import Request, Response
 from .store import OnlineStore
 from ..timestamps import iso, parse_utc
 
+log = logging.getLogger("featurekit.online")
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 
@@ -35,29 +34,40 @@ class HTTPError(Exception):
         self.status = status
 
 
-class FeatureServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+ROUTES = ("/healthz", "/metrics", "/v1/feature-sets")
 
-    def __init__(self, address, store: OnlineStore, token: str | None = None, max_batch: int = 1000, max_body: int = 1 << 20):
-        super().__init__(address, _Handler)
+
+class FeatureServer:
+    """The HTTP API as a function of a request (an online/http.py app)."""
+
+    def __init__(self, store: OnlineStore, token: str | None = None, max_batch: int = 1000):
         self.store = store
         self.token = token
         self.max_batch = max_batch
-        self.max_body = max_body
         self.metrics = Metrics()
 
-    def get_request(self):
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection, address
+    def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        path = request.path
+        route = "/v1/features" if path.startswith("/v1/features/") else path if path in ROUTES else "other"
+        try:
+            status, payload = self.handle(request.method, path, request.headers, request.body)
+        except HTTPError as e:
+            status, payload = e.status, {"error": str(e)}
+        except FeaturekitError as e:
+            status, payload = 400, {"error": str(e)}
+        except Exception as e:  # a bug: answer 500 and keep serving
+            log.exception("internal error answering %s %s", request.method, path)
+            status, payload = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+        if isinstance(payload, str):
+            response = Response(status, "text/plain; version=0.0.4", payload.encode())
+        else:
+            response = Response(status, "application/json", json.dumps(payload, default=_json_default).encode(),
+                                (("WWW-Authenticate", "Bearer"),) if status == 401 else ())
+        self.metrics.observe(route, status, time.perf_counter() - started)
+        return response
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def handle(self, method: str, path: str, headers, body: bytes | None) -> tuple[int, object]:
+    def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, object]:
         """(status, JSON-able body or Prometheus text) for one request."""
         if path == "/healthz" and method == "GET":
             health = self.health()
@@ -70,8 +80,9 @@ class FeatureServer(ThreadingHTTPServer):
             return 200, {"feature_sets": [_describe(spec) for spec in self.store.feature_sets().values()]}
         if path.startswith("/v1/features/") and method == "POST":
             return 200, self.features(path[len("/v1/features/"):], body)
-        if path in ("/healthz", "/metrics", "/v1/feature-sets") or path.startswith("/v1/features/"):
-            raise HTTPError(405, f"{method} is not allowed on {path}")
+        if path in ROUTES or path.startswith("/v1/features/"):
+            allowed = "POST" if path.startswith("/v1/features/") else "GET"
+            raise HTTPError(405, f"{method} is not allowed on {path}; use {allowed}")
         raise HTTPError(404, f"no route {path}; see GET /v1/feature-sets")
 
     def features(self, name: str, body: bytes | None) -> dict:
@@ -124,7 +135,7 @@ class FeatureServer(ThreadingHTTPServer):
     def _check_token(self, headers) -> None:
         if self.token is None:
             return
-        given = headers.get("Authorization", "")
+        given = headers.get("authorization", "")
         if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), self.token.encode())):
             raise HTTPError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)")
 
@@ -237,61 +248,3 @@ class Metrics:
                 f"featurekit_served_log_dropped_total {store.log.dropped}",
             ]
         return "\n".join(lines) + "\n"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: FeatureServer
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")
-
-    def do_PUT(self):
-        self._serve("PUT")
-
-    def do_DELETE(self):
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        started = time.perf_counter()
-        path = self.path.split("?", 1)[0]
-        route = "/v1/features" if path.startswith("/v1/features/") else path if path in ("/healthz", "/metrics", "/v1/feature-sets") else "other"
-        try:
-            status, payload = self.server.handle(method, path, self.headers, self._body(method))
-        except HTTPError as e:
-            status, payload = e.status, {"error": str(e)}
-        except FeaturekitError as e:
-            status, payload = 400, {"error": str(e)}
-        except Exception as e:  # a bug: answer 500 and keep serving
-            status, payload = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
-        if isinstance(payload, str):
-            data, content_type = payload.encode(), "text/plain; version=0.0.4"
-        else:
-            data, content_type = json.dumps(payload, default=_json_default).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", "Bearer")
-        self.end_headers()
-        self.wfile.write(data)
-        self.server.metrics.observe(route, status, time.perf_counter() - started)
-
-    def _body(self, method: str) -> bytes | None:
-        if method != "POST":
-            return None
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise HTTPError(411, "send a Content-Length header")
-        if int(length) > self.server.max_body:
-            self.close_connection = True  # the unread body would be taken for the next request
-            raise HTTPError(413, f"body of {length} bytes is over the limit of {self.server.max_body}")
-        return self.rfile.read(int(length))
-
-    def log_message(self, format, *args):  # one line per request would cost more than the lookup
-        pass
-
