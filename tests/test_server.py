@@ -6,6 +6,7 @@ import http.client
 import json
 import shutil
 import socket
+import struct
 import time
 from urllib.parse import urlparse
 
@@ -253,3 +254,51 @@ def test_slow_and_idle_clients_time_out_while_others_are_served(built_project):
         assert 1 <= time.monotonic() - started < 3
         assert read_all(idle) == b"" and time.monotonic() - started < 4  # closed without a word
         assert threads_of(process) <= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, body, status, message",
+    [
+        ("POST", {"keys": [{"customer_id": 1}], "request_ts": "0001-01-01T00:00:00+01:00"}, 400, "request_ts '0001-01-01T00:00:00+01:00' is out of range"),
+        ("POST", b"[" * 100_000, 400, "body is not valid JSON"),
+        ("POST", {"keys": [{"customer_id": [1]}]}, 400, "keys[0].customer_id must be an integer"),
+        ("OPTIONS", None, 405, "OPTIONS is not allowed on /v1/features/churn_model; use POST"),
+        ("PATCH", None, 405, "PATCH is not allowed on /v1/features/churn_model; use POST"),
+        ("DELETE", None, 405, "DELETE is not allowed on /v1/features/churn_model; use POST"),
+    ],
+)
+def test_every_bad_request_is_a_json_4xx(server, method, body, status, message):
+    url, _, process = server
+    raw = body if isinstance(body, bytes) else None
+    got_status, got = Client(url).request(method, "/v1/features/churn_model", None if raw else body, raw=raw)
+    assert got_status == status and isinstance(got, dict) and message in got["error"], got
+    assert process.poll() is None
+
+
+@pytest.mark.slow
+def test_head_is_a_405_without_a_body_and_two_content_lengths_a_400(server):
+    url, _, _ = server
+    connection = raw_connection(url, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = connection.recv(65536)
+    assert head.startswith(b"HTTP/1.1 405 ") and b"Content-Type: application/json" in head and head.endswith(b"\r\n\r\n")
+    connection.close()
+    body = b'{"keys": [{"customer_id": 1}]}'
+    request = b"POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    request += b"\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body
+    answer = read_all(raw_connection(url, request))
+    assert answer.startswith(b"HTTP/1.1 400 ") and b'{"error": "more than one Content-Length header"}' in answer
+
+
+@pytest.mark.slow
+def test_clients_gone_before_their_answer_are_one_line_each_not_tracebacks(built_project):
+    keys = json.dumps({"keys": [{"customer_id": k} for k in range(1000)]}).encode()
+    request = b"POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(keys) + keys
+    with running_server("--project-dir", str(built_project)) as (url, process):
+        for _ in range(20):
+            connection = raw_connection(url, request)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()  # a reset, before the answer is written
+        assert Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, token=None)[0] == 200
+    errors = process.stderr.read()
+    assert "Traceback" not in errors and len(errors.splitlines()) <= 20, errors

@@ -328,7 +328,7 @@ def _parse_head(head: bytes, max_body: int) -> tuple:
     if lengths and not lengths[0].isdigit():
         raise _ProtocolError(400, f"Content-Length {lengths[0][:20]!r} is not a number of bytes")
     length = int(lengths[0]) if lengths else 0
-    if not lengths and method in ("POST", "PUT", "PATCH"):
+    if not lengths and method == "POST":
         raise _ProtocolError(411, "send a Content-Length header")
     if length > max_body:
         raise _ProtocolError(413, f"body of {length} bytes is over the limit of {max_body}")

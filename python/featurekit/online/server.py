@@ -99,6 +99,8 @@ class FeatureServer:
                 request_ts = parse_utc(request_ts, "request_ts")
             except FeaturekitError as e:
                 raise HTTPError(400, str(e)) from None
+            except OverflowError:  # in UTC, before year 1 or after 9999
+                raise HTTPError(400, f"request_ts '{request_ts}' is out of range; write e.g. 2024-05-01T09:00:00Z") from None
         served = self.store.lookup(name, keys, request_ts)
         self.metrics.keys_served += len(keys)
         freshness = self.store.freshness()
@@ -147,6 +149,8 @@ def _parse_body(body: bytes | None) -> dict:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise HTTPError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(request, dict):
         raise HTTPError(400, 'the body must be a JSON object like {"keys": [{"customer_id": 42}]}')
     unknown = sorted(set(request) - {"keys", "request_ts"})
@@ -171,6 +175,8 @@ def _parse_keys(keys, spec: dict, max_batch: int) -> list[dict]:
                 raise HTTPError(400, f"keys[{i}].{name} must be an integer, not {json.dumps(value)}")
             if sql_type == "VARCHAR" and not isinstance(value, str):
                 raise HTTPError(400, f"keys[{i}].{name} must be a string, not {json.dumps(value)}")
+            if isinstance(value, (list, dict)):
+                raise HTTPError(400, f"keys[{i}].{name} must be a string or a number, not {json.dumps(value)[:40]}")
         parsed.append({name: key[name] for name in names})
     return parsed
 
