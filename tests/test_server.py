@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import struct
+import subprocess
+import sys
 import time
 from urllib.parse import urlparse
 
@@ -302,3 +305,39 @@ def test_clients_gone_before_their_answer_are_one_line_each_not_tracebacks(built
         assert Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, token=None)[0] == 200
     errors = process.stderr.read()
     assert "Traceback" not in errors and len(errors.splitlines()) <= 20, errors
+
+
+@pytest.mark.slow
+def test_the_bearer_scheme_is_case_insensitive(server):
+    url, _, _ = server
+    client = Client(url)
+    client.connection.request("POST", "/v1/features/churn_model", body=json.dumps({"keys": [{"customer_id": 1}]}),
+                              headers={"Authorization": f"bearer {TOKEN}", "Content-Type": "application/json"})
+    response = client.connection.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    assert client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, token=" ")[0] == 401
+
+
+@pytest.mark.parametrize("args, environment, message", [
+    (["--token", ""], {}, "Error: the token is empty, which would let anyone in: give a token, or none to serve without one"),
+    ([], {"FEATUREKIT_TOKEN": ""}, "Error: $FEATUREKIT_TOKEN is set but empty, which would serve without a token: set a token, or unset it"),
+])
+def test_an_empty_token_is_refused(tmp_path, args, environment, message):
+    result = subprocess.run([sys.executable, "-m", "featurekit", "serve", "--port", "0", "--online-dir", str(tmp_path), *args],
+                            capture_output=True, text=True, env={**os.environ, **environment}, timeout=60)
+    assert result.returncode == 2 and result.stderr.strip() == message
+
+
+@pytest.mark.slow
+def test_serving_beyond_loopback_without_a_token_warns(built_project):
+    process = subprocess.Popen([sys.executable, "-m", "featurekit", "serve", "--host", "0.0.0.0", "--port", "0",
+                                "--project-dir", str(built_project)], stderr=subprocess.PIPE, text=True,
+                               env={k: v for k, v in os.environ.items() if k != "FEATUREKIT_TOKEN"})
+    try:
+        warning = process.stderr.readline()
+    finally:
+        process.terminate()
+        serving = process.communicate(timeout=20)[1]
+    assert warning.startswith("featurekit: warning: serving on 0.0.0.0 without a token: anyone who reaches this port"), warning
+    assert "serving snapshot" in serving

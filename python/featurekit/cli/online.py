@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
 
 import click
 
@@ -12,7 +14,7 @@ from ..errors import FeaturekitError
 from ..online.store import OnlineStore
 from ..online.publish import DEFAULT_KEEP, publish, rollback
 from ..online.http import DEFAULT_LIMITS, Limits, listen, serve
-from ..online.server import INTEGER_TYPES, FeatureServer, _json_default
+from ..online.server import INTEGER_TYPES, FeatureServer, _json_default, check_token
 from ..online.snapshots import default_online_dir
 
 
@@ -141,6 +143,9 @@ def serve_command(host, port, token, max_batch, max_connections, client_timeout,
       featurekit serve --port 8000
       curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}]}'
     """
+    if token is None and os.environ.get("FEATUREKIT_TOKEN") == "":
+        raise FeaturekitError("$FEATUREKIT_TOKEN is set but empty, which would serve without a token: set a token, or unset it")
+    check_token(token)
     handler = logging.StreamHandler()  # the store's reload errors and the server's, one line each
     handler.setFormatter(logging.Formatter("featurekit: %(message)s"))
     logging.getLogger("featurekit").addHandler(handler)
@@ -152,6 +157,16 @@ def serve_command(host, port, token, max_batch, max_connections, client_timeout,
         raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     bound_host, bound_port = sock.getsockname()[:2]
     limits = Limits(max_connections=max_connections, client_timeout=client_timeout, idle_timeout=idle_timeout)
+    if token is None and not _loopback(bound_host):
+        echo_progress(f"warning: serving on {bound_host} without a token: anyone who reaches this port reads every "
+                      "feature; set --token or $FEATUREKIT_TOKEN")
     echo_progress(f"serving snapshot {store.snapshot_id} on http://{bound_host}:{bound_port} (Ctrl-C to stop)")
     # on SIGTERM as on Ctrl-C: stop, then finish the served-feature log
     serve(sock, FeatureServer(store, token=token, max_batch=max_batch), limits, on_stop=store.close)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -37,10 +37,17 @@ class HTTPError(Exception):
 ROUTES = ("/healthz", "/metrics", "/v1/feature-sets")
 
 
+def check_token(token: str | None) -> None:
+    """An empty token would accept `Authorization: Bearer ` from anyone."""
+    if token is not None and not token.strip():
+        raise FeaturekitError("the token is empty, which would let anyone in: give a token, or none to serve without one")
+
+
 class FeatureServer:
     """The HTTP API as a function of a request (an online/http.py app)."""
 
     def __init__(self, store: OnlineStore, token: str | None = None, max_batch: int = 1000):
+        check_token(token)
         self.store = store
         self.token = token
         self.max_batch = max_batch
@@ -137,8 +144,8 @@ class FeatureServer:
     def _check_token(self, headers) -> None:
         if self.token is None:
             return
-        given = headers.get("authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), self.token.encode())):
+        scheme, _, given = headers.get("authorization", "").strip().partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())):
             raise HTTPError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)")
 
 
