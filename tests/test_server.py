@@ -338,6 +338,5 @@ def test_serving_beyond_loopback_without_a_token_warns(built_project):
         warning = process.stderr.readline()
     finally:
         process.terminate()
-        serving = process.communicate(timeout=20)[1]
+        process.communicate(timeout=20)
     assert warning.startswith("featurekit: warning: serving on 0.0.0.0 without a token: anyone who reaches this port"), warning
-    assert "serving snapshot" in serving
