@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -219,3 +220,40 @@ def test_publish_first_clears_what_dead_writers_left_and_half_snapshots(project)
     assert result.returncode == 2 and "online rows of support_tickets_v1" in result.stderr
     assert [p.name for p in [*stale, *orphans] if p.exists()] == [] and live.exists()
     assert snapshots.current_id() == current and snapshots.ids() == [current]
+
+
+@pytest.mark.slow
+def test_publish_without_a_feature_view_table_says_which_in_one_line(project):
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE customer_orders_v1")
+    result = featurekit_cli("publish", "-q", "--project-dir", str(project), check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "Error: cannot read the feature views of feature set churn_model: Catalog Error: Table with name "
+        "customer_orders_v1 does not exist!; run `featurekit refresh` (or `dbt build`)\n"
+    )
+
+
+@pytest.mark.slow
+def test_publish_on_a_full_disk_says_so_in_one_line_and_keeps_the_current_snapshot(project, tmp_path):
+    """A real full disk: a 4 MiB tmpfs holding one 2.6 MB snapshot (as root), else, where
+    mounting is not allowed, a 1 MiB file size limit on the publishing process."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode == 0
+    limit = None if mounted else (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20)))
+    online = disk / "online"
+    try:
+        first = publish(project, online_dir=online)["snapshot_id"]
+        result = subprocess.run([sys.executable, "-m", "featurekit", "publish", "-q", "--project-dir", str(project),
+                                 "--online-dir", str(online)], capture_output=True, text=True, preexec_fn=limit)
+        reason = "no space left on the device" if mounted else "over the file size limit"
+        assert result.returncode == 2 and result.stderr == (
+            f"Error: cannot write the snapshot in {online}: {reason}; free space there (or publish with a lower --keep) "
+            f"and publish again; snapshot {first} stays current\n"
+        ), result.stderr
+        assert SnapshotDir(online).current_id() == first and leftovers(online) == []
+        assert OnlineStore(online).get("churn_model", 1)["customer_id"] == 1
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)

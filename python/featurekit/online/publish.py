@@ -9,6 +9,7 @@ project, each one's output schema as train-set writes it), so serving needs no d
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import json
 import os
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import duckdb
 import pyarrow.parquet as pq
 
 from .. import __version__
@@ -77,6 +79,12 @@ def publish(
             os.replace(tmp_db, snapshots.database(snapshot_id))
             os.replace(tmp_json, snapshots.manifest_path(snapshot_id))
             snapshots.switch(snapshot_id)
+        except (OSError, duckdb.IOException) as e:
+            current = snapshots.current_id()
+            raise FeaturekitError(
+                f"cannot write the snapshot in {snapshots.path}: {_write_failure(e)}; free space there (or publish with a "
+                f"lower --keep) and publish again; {f'snapshot {current} stays current' if current else 'nothing was published'}"
+            ) from None
         finally:
             for leftover in (tmp_db, tmp_json, tmp_db.with_name(tmp_db.name + ".wal")):
                 leftover.unlink(missing_ok=True)
@@ -263,6 +271,11 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
     try:
         con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
         schema = pq.read_schema(tmp)
+    except duckdb.CatalogException as e:  # a view's own table is gone
+        first = str(e).strip().splitlines()[0]
+        raise FeaturekitError(
+            f"cannot read the feature views of feature set {spec['name']}: {first}; run `featurekit refresh` (or `dbt build`)"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return {
@@ -275,6 +288,16 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
         "arrow_schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),
         "views": spec["views"],
     }
+
+
+def _write_failure(error: Exception) -> str:
+    """Why a write failed, in a few words: DuckDB gives the system's reason on a later line."""
+    text = str(error)
+    for code, reason in ((errno.ENOSPC, "no space left on the device"), (errno.EDQUOT, "over the disk quota"),
+                         (errno.EFBIG, "over the file size limit")):
+        if getattr(error, "errno", None) == code or os.strerror(code) in text:
+            return reason
+    return text.strip().splitlines()[-1] if text.strip() else type(error).__name__
 
 
 def _new_id(snapshots: SnapshotDir) -> str:
