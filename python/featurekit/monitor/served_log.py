@@ -1,6 +1,6 @@
 """The served-feature log: every vector the online store served, appended to Parquet files.
 
-    <log_dir>/<feature_set>/served-<UTC start yyyymmddTHHMMSS>-<seq>.parquet
+    <log_dir>/<feature_set>/served-<UTC start yyyymmddTHHMMSS>-<pid>-<seq>.parquet
 
 Columns: feature_set, request_ts and served_at (naive UTC timestamps), snapshot_id, the key
 columns, then the feature columns exactly as train-set names them (<view>__feature_ts
@@ -35,6 +35,7 @@ META = [
     pa.field("served_at", pa.timestamp("us")),
     pa.field("snapshot_id", pa.string()),
 ]
+LOG_COLUMNS = tuple(field.name for field in META)  # what a reader needs besides the vectors
 
 
 BATCH_SECONDS = 0.2
@@ -137,7 +138,7 @@ class ServedLog:
         folder.mkdir(parents=True, exist_ok=True)
         start = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         self._seq += 1
-        name = f"served-{start}-{self._seq}.parquet"
+        name = f"served-{start}-{os.getpid()}-{self._seq}.parquet"  # server processes share log_dir
         remove_stale(folder, "served-*")  # what a killed server left
         tmp = temp_path(folder / name)
         return _File(folder / name, tmp, schema, pq.ParquetWriter(tmp, schema), time.monotonic())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import resource
 import signal
 import socket
@@ -35,8 +36,9 @@ REASONS = {
     503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
 MAX_HEAD = 16 << 10  # request line and headers
-RESERVED_FILES = 64  # open files kept for everything but client connections
+RESERVED_FILES = 256  # open files kept for all but client connections (a mapped snapshot holds one a file)
 SWEEP_SECONDS = 0.25  # how often deadlines are checked
+IN_FLIGHT = 32  # connections being accepted or closed past max_connections (within RESERVED_FILES)
 
 
 class Limits(NamedTuple):
@@ -78,6 +80,57 @@ def serve(sock: socket.socket, app: Callable[[Request], Response], limits: Limit
     asyncio.run(_Server(sock, app, limits).run(on_stop))
 
 
+def serve_workers(sock: socket.socket, make_app: Callable[[], tuple], workers: int, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Serves in `workers` processes forked from this one, all accepting on `sock` (the
+    kernel hands each connection to one): throughput grows with cores. Each worker calls
+    make_app() -> (app, on_stop) after the fork, so no thread crosses it. A worker that dies
+    is started again; SIGTERM or SIGINT stops them all."""
+    children: dict[int, int] = {}
+    stopping = False
+
+    def start(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, signal.SIG_DFL)
+                app, on_stop = make_app()
+                serve(sock, app, limits, on_stop)
+            except BaseException:
+                log.exception("worker %d failed", number)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = number
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    for number in range(workers):
+        start(number)
+    while children:
+        pid, status = os.wait()
+        number = children.pop(pid, None)
+        if number is not None and not stopping:
+            log.warning("worker %d (pid %d) stopped (%s); starting it again", number, pid, _exit_reason(status))
+            time.sleep(0.1)  # a worker failing at once does not spin
+            start(number)
+    sock.close()
+
+
+def _exit_reason(status: int) -> str:
+    return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+
+
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -97,7 +150,7 @@ def connection_cap(wanted: int) -> int:
             soft = hard
         except (ValueError, OSError):
             pass
-    return max(1, min(wanted, soft - RESERVED_FILES)) if soft != resource.RLIM_INFINITY else wanted
+    return max(1, min(wanted, soft - min(RESERVED_FILES, soft // 4))) if soft != resource.RLIM_INFINITY else wanted
 
 
 class _Server:
@@ -143,7 +196,7 @@ class _Server:
 
     def _accept(self) -> None:
         for _ in range(64):  # then the loop answers requests again
-            if len(self.connections) + self.pending >= self.limits.max_connections + RESERVED_FILES // 2:
+            if len(self.connections) + self.pending >= self.limits.max_connections + IN_FLIGHT:
                 self.pause_accepting()  # until a connection is gone (released)
                 return
             try:

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from ..catalog import feature_sets, feature_views
 from ..errors import FeaturekitError
 from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
+from . import layout
 from .snapshots import SnapshotDir, default_online_dir
 from ..timestamps import iso, parse_utc
 
@@ -73,11 +75,13 @@ def publish(
         snapshot_id = _new_id(snapshots)
         tmp_db = snapshots.path / f".{snapshot_id}.{os.getpid()}.duckdb.tmp"
         tmp_json = snapshots.path / f".{snapshot_id}.{os.getpid()}.json.tmp"
+        tmp_serving = snapshots.path / f".{snapshot_id}.{os.getpid()}.serving.tmp"
         try:
-            manifest = _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of, progress)
+            manifest = _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress)
             _write_durably(tmp_json, json.dumps(manifest, indent=2) + "\n")
             os.replace(tmp_db, snapshots.database(snapshot_id))
-            os.replace(tmp_json, snapshots.manifest_path(snapshot_id))
+            os.replace(tmp_serving, snapshots.serving(snapshot_id))
+            os.replace(tmp_json, snapshots.manifest_path(snapshot_id))  # the snapshot is complete
             snapshots.switch(snapshot_id)
         except (OSError, duckdb.IOException) as e:
             current = snapshots.current_id()
@@ -88,6 +92,7 @@ def publish(
         finally:
             for leftover in (tmp_db, tmp_json, tmp_db.with_name(tmp_db.name + ".wal")):
                 leftover.unlink(missing_ok=True)
+            shutil.rmtree(tmp_serving, ignore_errors=True)
         pruned = snapshots.prune(keep)
     rows = sum(v["rows"] for v in manifest["views"].values())
     progress(
@@ -157,7 +162,7 @@ def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
     return views
 
 
-def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of, progress) -> dict:
+def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress) -> dict:
     con = project.connect_warehouse()
     try:
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
@@ -170,6 +175,8 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
             view_records[ref] = _copy_view(con, project, ref, view, as_of)
         set_records = {spec["name"]: _feature_set_record(con, project, snapshots, spec, view_records) for spec in specs}
         con.execute("COMMIT")
+        progress("writing the serving layout")
+        serving = layout.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
     finally:
         con.close()
@@ -185,6 +192,8 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
         "source": f"online_rows as of {iso(as_of)}" if as_of else "online tables built by dbt (models/online/)",
         "feature_sets": set_records,
         "views": view_records,
+        "serving": serving,
+        "database_bytes": tmp_db.stat().st_size,  # a cut file is noticed before it is served
     }
 
 

@@ -5,6 +5,7 @@
       HISTORY                    the ids made current, one a line, oldest first: what
                                  `rollback` steps back through
       <id>.duckdb, <id>.json     one snapshot: its tables and its manifest
+      <id>.serving/              and its serving layout, what lookups map (layout.py)
       .<id>.<pid>.*.tmp          a publish in progress (removed when its process is gone:
                                  featurekit.tempfiles)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 from ..errors import FeaturekitError
@@ -41,6 +43,9 @@ class SnapshotDir:
 
     def database(self, snapshot_id: str) -> Path:
         return self.path / f"{snapshot_id}.duckdb"
+
+    def serving(self, snapshot_id: str) -> Path:
+        return self.path / f"{snapshot_id}.serving"
 
     def manifest_path(self, snapshot_id: str) -> Path:
         return self.path / f"{snapshot_id}.json"
@@ -105,12 +110,13 @@ class SnapshotDir:
         history = self.history()
         ids = self.ids()
         doomed = [i for i in ids[: max(len(ids) - keep, 0)] if i not in history[-2:]]
-        for snapshot_id in doomed:
-            self.database(snapshot_id).unlink(missing_ok=True)
+        for snapshot_id in doomed:  # the manifest first: without it, the rest is a leftover
             self.manifest_path(snapshot_id).unlink(missing_ok=True)
+            self.database(snapshot_id).unlink(missing_ok=True)
+            shutil.rmtree(self.serving(snapshot_id), ignore_errors=True)
         complete = set(ids)
-        for half in [*self.path.glob("*.duckdb"), *self.path.glob("*.json")]:
-            if SNAPSHOT_ID.fullmatch(half.stem) and half.stem not in complete:
-                half.unlink(missing_ok=True)
+        for part in [*self.path.glob("*.duckdb"), *self.path.glob("*.json"), *self.path.glob("*.serving")]:
+            if SNAPSHOT_ID.fullmatch(part.stem) and part.stem not in complete:
+                shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
         remove_stale(self.path)
         return doomed
