@@ -188,7 +188,7 @@ def _parse_keys(keys, parser: KeyParser, max_batch: int) -> list[tuple]:
         raise HTTPError(400, f"keys must be a non-empty list of objects with {', '.join(parser.names)}")
     if len(keys) > max_batch:
         raise HTTPError(413, f"{len(keys)} keys is over the limit of {max_batch} per request; split the batch")
-    return [parser.from_json(key, f"keys[{i}]") for i, key in enumerate(keys)]
+    return parser.many_from_json(keys)
 
 
 def _describe(spec: dict) -> dict:
