@@ -65,7 +65,7 @@ def train_set(labels, feature_set, features, output, timestamp_column, memory_li
       featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
       featurekit train-set labels.parquet --features customer_orders_v2.orders_30d -o train.csv
     """
-    refs = [r for r in features.split(",") if r.strip()] if features is not None else None
+    refs = [r.strip() for r in features.split(",") if r.strip()] if features is not None else None
     write_training_set(
         labels,
         output,
