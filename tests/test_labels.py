@@ -21,7 +21,7 @@ import featurekit
 from featurekit.errors import FeaturekitError
 from featurekit.labels import READY, ROW, TS, load_labels
 from featurekit.project import Project
-from featurekit.timestamps import OFFSET_GROUP, TIMESTAMP_PATTERN, parse_utc
+from featurekit.timestamps import ZONED_PATTERN, parse_utc
 from test_point_in_time_oracle import mismatches, oracle, output_columns, python_value, warehouse_rows
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_label_times_read_as_parse_utc_reads_them(renderers, tmp_path, texts):
         if parsed[text] is None:
             assert isinstance(read_label_times(renderers, tmp_path, [text]), FeaturekitError), text
     for zoned in (False, True):  # a file has offsets on all of its times or on none
-        group = [t for t in texts if parsed[t] is not None and bool(re.fullmatch(TIMESTAMP_PATTERN, t)[OFFSET_GROUP]) == zoned]
+        group = [t for t in texts if parsed[t] is not None and bool(re.fullmatch(ZONED_PATTERN, t)) == zoned]
         if group:
             assert read_label_times(renderers, tmp_path, group) == [parsed[t] for t in group], group
 

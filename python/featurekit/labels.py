@@ -16,7 +16,7 @@ import duckdb
 
 from .errors import FeaturekitError
 from .project import _ident, _sql_string
-from .timestamps import FIRST, LAST, OFFSET_GROUP, TIMESTAMP_PATTERN, not_a_timestamp, out_of_range
+from .timestamps import FIRST, LAST, NAIVE_PATTERN, ZONED_PATTERN, not_a_timestamp, out_of_range
 
 # The rows as read, their columns named __fk_c1, __fk_c2, ... by position: no label column
 # can then shadow DuckDB's rowid, which numbers them in file order.
@@ -96,12 +96,6 @@ def load_labels(
         f"CREATE TEMP VIEW {READY} AS SELECT *, {utc} AS {TS} FROM "
         f"(SELECT {', '.join(select)}, rowid + 1 AS {ROW} FROM {RAW})"
     )
-    outside = con.execute(
-        f"SELECT min({ROW}) FROM {READY} WHERE {TS} NOT BETWEEN TIMESTAMP '{FIRST}' AND TIMESTAMP '{LAST}'"
-    ).fetchall()[0][0]
-    if outside is not None:
-        row, value = _first(con, f"rowid + 1 = {outside}", raw[timestamp_column])
-        raise FeaturekitError(out_of_range(value, f"{name} row {row}: {timestamp_column}"))
     return Labels(name=name, columns=columns, rows=rows)
 
 
@@ -209,38 +203,43 @@ def _check_names(name: str, columns: list[str]) -> None:
 
 
 def _timestamp(con, name: str, column: str, raw: str, column_type: str) -> tuple[str, str]:
-    """(the label time as passed through, its type): text is parsed by TIMESTAMP_PATTERN."""
-    empty = _first(con, f"{raw} IS NULL", raw)
+    """(the label time as passed through, its type): text is read by NAIVE_PATTERN or
+    ZONED_PATTERN; every instant must fall within the years 1 to 9999 in UTC."""
+    (empty,) = _firsts(con, raw, [f"{raw} IS NULL"])
     if empty:
         raise FeaturekitError(f"{name} row {empty[0]}: {column} is empty; every label needs a time")
-    if column_type == "TIMESTAMP WITH TIME ZONE":
-        return raw, column_type
-    if column_type in _TIME_TYPES:
-        return f"CAST({raw} AS TIMESTAMP)", "TIMESTAMP"
-    if column_type != "VARCHAR":
-        raise FeaturekitError(f"{name}: {column} holds {column_type} values, not timestamps")
-    pattern = _sql_string(TIMESTAMP_PATTERN)
-    offset = f"regexp_extract({raw}, {pattern}, {OFFSET_GROUP})"
-    bad, with_zone, without_zone = _firsts(
-        con, raw, f"NOT regexp_full_match({raw}, {pattern})", f"{offset} <> ''", f"{offset} = ''"
-    )
-    if bad:
-        raise FeaturekitError(not_a_timestamp(bad[1], f"{name} row {bad[0]}: {column}", "2024-05-01 09:00:00"))
-    if with_zone and without_zone:
-        raise FeaturekitError(
-            f"{name}: mixed time zones in {column}: row {with_zone[0]} ('{with_zone[1]}') has a UTC offset, "
-            f"row {without_zone[0]} ('{without_zone[1]}') has none; write all label times in one form"
+    if column_type == "VARCHAR":
+        forms = (
+            f"regexp_full_match({raw}, {_sql_string(NAIVE_PATTERN)}) AS naive, "
+            f"regexp_full_match({raw}, {_sql_string(ZONED_PATTERN)}) AS zoned"
         )
-    target = "TIMESTAMP WITH TIME ZONE" if with_zone else "TIMESTAMP"
-    invalid = _first(con, f"TRY_CAST(trim({raw}) AS {target}) IS NULL", raw)  # a day the month does not have
-    if invalid:
+        bad, with_zone, without_zone = _firsts(con, raw, ["NOT (naive OR zoned)", "zoned", "naive"], forms)
+        if bad:
+            raise FeaturekitError(not_a_timestamp(bad[1], f"{name} row {bad[0]}: {column}", "2024-05-01 09:00:00"))
+        if with_zone and without_zone:
+            raise FeaturekitError(
+                f"{name}: mixed time zones in {column}: row {with_zone[0]} ('{with_zone[1]}') has a UTC offset, "
+                f"row {without_zone[0]} ('{without_zone[1]}') has none; write all label times in one form"
+            )
+        value, column_type = f"trim({raw})", "TIMESTAMP WITH TIME ZONE" if with_zone else "TIMESTAMP"
+    elif column_type in _TIME_TYPES:
+        value, column_type = raw, "TIMESTAMP WITH TIME ZONE" if column_type == "TIMESTAMP WITH TIME ZONE" else "TIMESTAMP"
+    else:
+        raise FeaturekitError(f"{name}: {column} holds {column_type} values, not timestamps")
+    first, last = (f"CAST('{t}+00' AS {column_type})" for t in (FIRST, LAST))
+    invalid, outside = _firsts(
+        con, raw, ["v IS NULL", f"v NOT BETWEEN {first} AND {last}"], f"TRY_CAST({value} AS {column_type}) AS v"
+    )
+    if invalid:  # text of a day the month does not have
         raise FeaturekitError(not_a_timestamp(invalid[1], f"{name} row {invalid[0]}: {column}", "2024-05-01 09:00:00"))
-    return f"CAST(trim({raw}) AS {target})", target
+    if outside:
+        raise FeaturekitError(out_of_range(outside[1], f"{name} row {outside[0]}: {column}"))
+    return f"CAST({value} AS {column_type})", column_type
 
 
 def _key(con, name: str, column: str, raw: str, column_type: str, view_type: str) -> str:
     """The key as the views' type, converted exactly: 1.5 is not the BIGINT 2."""
-    empty = _first(con, f"{raw} IS NULL", raw)
+    (empty,) = _firsts(con, raw, [f"{raw} IS NULL"])
     if empty:
         raise FeaturekitError(f"{name} row {empty[0]}: key {column} is empty; every label needs its key")
     if column_type == view_type:
@@ -248,7 +247,7 @@ def _key(con, name: str, column: str, raw: str, column_type: str, view_type: str
     exact = f"TRY_CAST({raw} AS {view_type}) IS NOT NULL"
     if view_type in _NUMBERS or view_type.startswith("DECIMAL"):
         exact += f" AND TRY_CAST({raw} AS DECIMAL(38, 10)) = TRY_CAST(TRY_CAST({raw} AS {view_type}) AS DECIMAL(38, 10))"
-    bad = _first(con, f"NOT coalesce({exact}, false)", raw)
+    (bad,) = _firsts(con, raw, [f"NOT coalesce({exact}, false)"])
     if bad:
         raise FeaturekitError(
             f"{name} row {bad[0]}: key {column} '{bad[1]}' is not a {view_type} like the feature views' {column}"
@@ -256,16 +255,13 @@ def _key(con, name: str, column: str, raw: str, column_type: str, view_type: str
     return f"CAST({raw} AS {view_type})"
 
 
-def _first(con, condition: str, raw: str):
-    """(row number, value as text) of the first label row matching condition, or None."""
-    return _firsts(con, raw, condition)[0]
-
-
-def _firsts(con, raw: str, *conditions: str) -> list:
-    """Per condition, (row number, value as text) of the first label row matching it, or None;
-    one scan for all of them."""
-    firsts = ", ".join(f"min(rowid) FILTER (WHERE {condition})" for condition in conditions)
-    found = con.execute(f"SELECT {firsts} FROM {RAW}").fetchall()[0]
-    rows = ", ".join(str(r) for r in found if r is not None)
-    values = dict(con.execute(f"SELECT rowid, CAST({raw} AS VARCHAR) FROM {RAW} WHERE rowid IN ({rows})").fetchall()) if rows else {}
+def _firsts(con, raw: str, conditions: list[str], computed: str = "") -> list:
+    """Per condition, (row number, value of `raw` as text) of the first label row matching it,
+    or None; one scan for all of them. `computed` adds columns to each row (computed once) that
+    the conditions may use."""
+    firsts = ", ".join(f"min(__fk_rowid) FILTER (WHERE {condition})" for condition in conditions)
+    rows = f"SELECT rowid AS __fk_rowid, *{', ' + computed if computed else ''} FROM {RAW}"
+    found = con.execute(f"SELECT {firsts} FROM ({rows})").fetchall()[0]
+    matched = ", ".join(str(r) for r in found if r is not None)
+    values = dict(con.execute(f"SELECT rowid, CAST({raw} AS VARCHAR) FROM {RAW} WHERE rowid IN ({matched})").fetchall()) if matched else {}
     return [None if r is None else (r + 1, values[r]) for r in found]

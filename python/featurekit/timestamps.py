@@ -14,25 +14,25 @@ from .errors import FeaturekitError
 
 EPOCH = datetime(1970, 1, 1)
 
-# A date, optionally a time (hh:mm, hh:mm:ss, up to 6 decimals) and then optionally its UTC
-# offset (Z, " UTC", +hh, +hhmm or +hh:mm). Written in the syntax Python's re and DuckDB's
-# regular expressions (RE2) share, so that both read exactly the same strings. Zone names
-# (Europe/Berlin) are not accepted: an offset says the same without a zone database.
-TIMESTAMP_PATTERN = (
-    r"^ *([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])(?:[.]([0-9]{1,6}))?)?"
-    r"(Z| UTC|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?)? *$"
-)
-OFFSET_GROUP = 8  # the group of TIMESTAMP_PATTERN holding the offset
+# A date, optionally a time (hh:mm, hh:mm:ss, up to 6 decimals), and after a time optionally
+# its UTC offset (Z, " UTC", +hh, +hhmm or +hh:mm): NAIVE_PATTERN or ZONED_PATTERN. Written in
+# the syntax Python's re and DuckDB's regular expressions (RE2) share, so that both read exactly
+# the same strings. Zone names (Europe/Berlin) are not accepted: an offset says the same
+# without a zone database.
+_DATE = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+_TIME = r"[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])(?:[.]([0-9]{1,6}))?)?"
+_OFFSET = r"(Z| UTC|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
+NAIVE_PATTERN = rf"^ *{_DATE}(?:{_TIME})? *$"
+ZONED_PATTERN = rf"^ *{_DATE}{_TIME}{_OFFSET} *$"
 # A date and time followed by what looks like a zone name, to say so when it is rejected.
 _ZONE_NAME = re.compile(r"^ *[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+ *([A-Za-z][A-Za-z0-9_/+-]*) *$")
-_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_NAIVE, _ZONED = re.compile(NAIVE_PATTERN), re.compile(ZONED_PATTERN)
 # The instants featurekit can represent (Python's datetime range), in UTC.
 FIRST, LAST = datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)
 
 
 def parse_utc(value, what: str = "timestamp") -> datetime:
-    """A datetime or a string of TIMESTAMP_PATTERN as a naive UTC datetime. Naive values are
+    """A datetime or a string of NAIVE_PATTERN or ZONED_PATTERN as a naive UTC datetime. Naive values are
     taken as UTC, values with an offset (or Z) are converted, as train-set does with label times;
     an instant outside the years 1 to 9999 in UTC is refused."""
     given = value
@@ -49,10 +49,10 @@ def parse_utc(value, what: str = "timestamp") -> datetime:
 
 
 def _parse_text(text: str, what: str) -> datetime:
-    match = _TIMESTAMP.fullmatch(text)
+    match = _ZONED.fullmatch(text) or _NAIVE.fullmatch(text)
     if match is None:
         raise FeaturekitError(not_a_timestamp(text, what, "2024-05-01T09:00:00Z"))
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    year, month, day, hour, minute, second, fraction, offset = (match.groups() + (None,))[:8]
     if year == "0000":
         raise FeaturekitError(out_of_range(text, what))
     try:
