@@ -116,8 +116,8 @@ def _read_file(con, path: Path, timestamp_column: str, keys: list[str]) -> tuple
             columns = _csv_header(path, name, delimiter)
             _check_names(name, columns)
             # The label time and keys as written: their conversions are checked row by row below.
-            # The dialect is given (RFC 4180), not guessed: a guess can skip rows or columns.
             types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in columns if c in (timestamp_column, *keys))
+            # The dialect is given (RFC 4180), not guessed: a guess can skip rows or columns.
             reader = (
                 f"read_csv({_sql_string(path)}, header = true, skip = 0, delim = {_sql_string(delimiter)}, "
                 f"quote = '\"', escape = '\"', comment = '', names = [{', '.join(map(_sql_string, columns))}]"
@@ -156,16 +156,20 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
 
 
 def _check_ragged(path: Path, name: str, delimiter: str) -> None:
-    """After DuckDB failed to read a CSV: names the first row whose values do not match the header."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        records = (r for r in csv.reader(f, delimiter=delimiter) if r)  # blank lines are not rows
-        header = next(records, [])
-        for row, values in enumerate(records, 1):
-            if len(values) != len(header):
-                raise FeaturekitError(
-                    f"{name} row {row} has {len(values)} values but the header has {len(header)} columns; "
-                    "give every row one value per column"
-                )
+    """After DuckDB failed to read a CSV: names the first row whose values do not match the
+    header, if that is what is wrong."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            records = (r for r in csv.reader(f, delimiter=delimiter) if r)  # blank lines are not rows
+            header = next(records, [])
+            ragged = next(((row, len(r)) for row, r in enumerate(records, 1) if len(r) != len(header)), None)
+    except (UnicodeDecodeError, csv.Error):
+        return  # DuckDB's message says what
+    if ragged:
+        raise FeaturekitError(
+            f"{name} row {ragged[0]} has {ragged[1]} values but the header has {len(header)} columns; "
+            "give every row one value per column"
+        )
 
 
 def _parquet_columns(con, path: Path) -> list[str]:
@@ -223,7 +227,8 @@ def _timestamp(con, name: str, column: str, raw: str, column_type: str) -> tuple
             )
         value, column_type = f"trim({raw})", "TIMESTAMP WITH TIME ZONE" if with_zone else "TIMESTAMP"
     elif column_type in _TIME_TYPES:
-        value, column_type = raw, "TIMESTAMP WITH TIME ZONE" if column_type == "TIMESTAMP WITH TIME ZONE" else "TIMESTAMP"
+        value = raw
+        column_type = "TIMESTAMP WITH TIME ZONE" if column_type == "TIMESTAMP WITH TIME ZONE" else "TIMESTAMP"
     else:
         raise FeaturekitError(f"{name}: {column} holds {column_type} values, not timestamps")
     first, last = (f"CAST('{t}+00' AS {column_type})" for t in (FIRST, LAST))
@@ -262,6 +267,6 @@ def _firsts(con, raw: str, conditions: list[str], computed: str = "") -> list:
     firsts = ", ".join(f"min(__fk_rowid) FILTER (WHERE {condition})" for condition in conditions)
     rows = f"SELECT rowid AS __fk_rowid, *{', ' + computed if computed else ''} FROM {RAW}"
     found = con.execute(f"SELECT {firsts} FROM ({rows})").fetchall()[0]
-    matched = ", ".join(str(r) for r in found if r is not None)
-    values = dict(con.execute(f"SELECT rowid, CAST({raw} AS VARCHAR) FROM {RAW} WHERE rowid IN ({matched})").fetchall()) if matched else {}
+    matched = ", ".join(str(r) for r in found if r is not None) or "NULL"
+    values = dict(con.execute(f"SELECT rowid, CAST({raw} AS VARCHAR) FROM {RAW} WHERE rowid IN ({matched})").fetchall())
     return [None if r is None else (r + 1, values[r]) for r in found]
