@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from ..errors import FeaturekitError
+from ..tempfiles import process_alive
 
 POINTER = "CURRENT"
 DEFAULT_DIR = "online"
@@ -78,16 +79,7 @@ class SnapshotDir:
             self.database(snapshot_id).unlink(missing_ok=True)
             self.manifest_path(snapshot_id).unlink(missing_ok=True)
         for leftover in self.path.glob(".*.tmp*"):
-            if not _process_alive(leftover.name.split(".")[2]):
+            if not process_alive(leftover.name.split(".")[2]):
                 leftover.unlink(missing_ok=True)
         return doomed
 
-
-def _process_alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
