@@ -497,3 +497,69 @@ def test_cli_matches_oracle(built_project, churn_views, tmp_path):
     label_columns = ["customer_id", "label_ts", "churned", "note"]
     assert columns == output_columns(churn_views, label_columns)
     assert mismatches(oracle(churn_views, rows, labels, label_columns, "label_ts"), actual, columns) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Label times as text: every accepted form means the instant the oracle is given
+
+
+def cut(t: datetime, unit: str) -> datetime:
+    """t without what a form cannot write (whole days, minutes, seconds or tenths)."""
+    if unit == "day":
+        return t.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "minute":
+        return t.replace(second=0, microsecond=0)
+    if unit == "second":
+        return t.replace(microsecond=0)
+    return t.replace(microsecond=t.microsecond // 100000 * 100000)
+
+
+# name -> (precision, offset in minutes or None for a naive form, the text of an instant that
+# is `t` in UTC given `local` = t plus the offset)
+NAIVE_FORMS = {
+    "date": ("day", None, lambda local: f"{local:%Y-%m-%d}"),
+    "minutes": ("minute", None, lambda local: f"{local:%Y-%m-%d %H:%M}"),
+    "seconds with T": ("second", None, lambda local: f"{local:%Y-%m-%dT%H:%M:%S}"),
+    "microseconds": ("microsecond", None, lambda local: f"{local:%Y-%m-%d %H:%M:%S.%f}"),
+    "tenths, spaces around": ("tenth", None, lambda local: f"  {local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 100000} "),
+}
+ZONED_FORMS = {
+    "Z": ("microsecond", 0, lambda local: f"{local:%Y-%m-%dT%H:%M:%S.%f}Z"),
+    "UTC": ("second", 0, lambda local: f"{local:%Y-%m-%d %H:%M:%S} UTC"),
+    "+hh": ("second", 120, lambda local: f"{local:%Y-%m-%d %H:%M:%S}+02"),
+    "+hhmm": ("second", 330, lambda local: f"{local:%Y-%m-%d %H:%M:%S}+0530"),
+    "-hh:mm": ("tenth", -300, lambda local: f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 100000}-05:00"),
+    "minutes with an offset": ("minute", 60, lambda local: f"{local:%Y-%m-%dT%H:%M}+01:00"),
+}
+
+
+@pytest.mark.parametrize("forms", [NAIVE_FORMS, ZONED_FORMS], ids=["naive", "with offsets"])
+def test_label_time_forms_match_oracle(built_project, churn_views, tmp_path, forms):
+    """Label times on the rows' edges, each written in one of the forms (in turn), dates mixed
+    with datetimes: the join sees each as the instant the oracle is given."""
+    rows = warehouse_rows(built_project, churn_views)
+    labels = example_labels(churn_views, rows, seed=13, count=300)
+    written = []
+    for i, label in enumerate(labels):
+        unit, offset, text = list(forms.values())[i % len(forms)]
+        label["label_ts"] = cut(label["label_ts"], unit)
+        written.append({**label, "label_ts": text(label["label_ts"] + timedelta(minutes=offset or 0))})
+    path = tmp_path / "labels.csv"
+    pd.DataFrame(written).to_csv(path, index=False)
+
+    frame = featurekit.training_set(path, feature_set="churn_model", project_dir=built_project)
+
+    actual = [tuple(python_value(v) for v in row) for row in frame.itertuples(index=False)]
+    actual = [(r[0], utc_naive(r[1]), *r[2:]) for r in actual]
+    label_columns = ["customer_id", "label_ts", "churned", "note"]
+    assert mismatches(oracle(churn_views, rows, labels, label_columns, "label_ts"), actual, list(frame.columns)) == []
+    assert str(frame["label_ts"].dtype).startswith("datetime64[us, " if forms is ZONED_FORMS else "datetime64[us]")
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "CET"])
+def test_label_times_with_zone_names_are_refused(built_project, tmp_path, zone):
+    """A zone name is refused, not read as UTC: an offset says the same without a zone database."""
+    path = tmp_path / "labels.csv"
+    path.write_text(f"customer_id,label_ts\n1,2024-03-01 09:00:00Z\n2,2024-03-01 09:00:00 {zone}\n")
+    with pytest.raises(featurekit.FeaturekitError, match=f"^labels.csv row 2: label_ts '2024-03-01 09:00:00 {zone}' names a time zone"):
+        featurekit.training_set(path, feature_set="churn_model", project_dir=built_project)

@@ -267,7 +267,7 @@ def test_slow_and_idle_clients_time_out_while_others_are_served(built_project):
 @pytest.mark.parametrize(
     "method, body, status, message",
     [
-        ("POST", {"keys": [{"customer_id": 1}], "request_ts": "0001-01-01T00:00:00+01:00"}, 400, "request_ts '0001-01-01T00:00:00+01:00' is out of range"),
+        ("POST", {"keys": [{"customer_id": 1}], "request_ts": "0001-01-01T00:00:00+01:00"}, 400, "request_ts '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999 in UTC"),
         ("POST", b"[" * 100_000, 400, "body is not valid JSON"),
         ("POST", {"keys": [{"customer_id": [1]}]}, 400, "keys[0].customer_id must be an integer"),
         ("OPTIONS", None, 405, "OPTIONS is not allowed on /v1/features/churn_model; use POST"),

@@ -77,6 +77,78 @@ BAD_LABELS = {
         "customer_id,label_ts,plan\n1,2024-05-01 00:00:00,pro\n",
         "clash.csv: column 'plan' is also an output of feature view customer_profile_v1; rename or drop it",
     ),
+    "label_column_named_like_a_feature_in_other_case": (
+        "clash.csv",
+        "customer_id,label_ts,Plan\n1,2024-05-01 00:00:00,pro\n",
+        "clash.csv: column 'Plan' is also an output of feature view customer_profile_v1 (plan); rename or drop it",
+    ),
+    "fractional_key": (
+        "frac.csv",
+        "customer_id,label_ts\n1,2024-05-01 00:00:00\n1.5,2024-05-01 00:00:00\n",
+        "frac.csv row 2: key customer_id '1.5' is not a BIGINT like the feature views' customer_id",
+    ),
+    "time_zone_name": (
+        "zone.csv",
+        "customer_id,label_ts\n1,2024-03-01 09:00:00 Europe/Berlin\n",
+        "zone.csv row 1: label_ts '2024-03-01 09:00:00 Europe/Berlin' names a time zone (Europe/Berlin); featurekit reads "
+        "UTC offsets only: write e.g. 2024-05-01 09:00:00+02:00 or 2024-05-01 07:00:00Z",
+    ),
+    "day_the_month_lacks": (
+        "feb.csv",
+        "customer_id,label_ts\n1,2024-02-29\n1,2023-02-29 09:00:00\n",
+        "feb.csv row 2: label_ts '2023-02-29 09:00:00' is not a timestamp; write e.g. 2024-05-01 09:00:00",
+    ),
+    "label_time_before_year_1_in_utc": (
+        "early.csv",
+        "customer_id,label_ts\n1,2024-03-01T00:00:00Z\n1,0001-01-01T00:30:00+01:00\n",
+        "early.csv row 2: label_ts '0001-01-01T00:30:00+01:00' is outside the years 1 to 9999 in UTC",
+    ),
+    "label_time_after_9999_in_utc": (
+        "late.csv",
+        "customer_id,label_ts\n1,9999-12-31T23:30:00-01:00\n",
+        "late.csv row 1: label_ts '9999-12-31T23:30:00-01:00' is outside the years 1 to 9999 in UTC",
+    ),
+    "dates_with_datetimes_and_offsets": (
+        "mixed2.csv",
+        "customer_id,label_ts\n1,2024-03-01\n2,2024-03-01 09:00:00\n3,2024-03-01T09:00:00Z\n",
+        "mixed2.csv: mixed time zones in label_ts: row 3 ('2024-03-01T09:00:00Z') has a UTC offset, "
+        "row 1 ('2024-03-01') has none; write all label times in one form",
+    ),
+    "duplicate_column": (
+        "dup.csv",
+        "customer_id,label_ts,customer_id\n1,2024-05-01 00:00:00,2\n",
+        "dup.csv: column 'customer_id' appears twice (columns 1 and 3); rename or drop one",
+    ),
+    "columns_differing_in_case": (
+        "case.csv",
+        "customer_id,label_ts,churned,Churned\n1,2024-05-01 00:00:00,1,0\n",
+        "case.csv: columns 'churned' and 'Churned' differ only in case, which SQL ignores; rename one",
+    ),
+    "unnamed_column": (
+        "unnamed.csv",
+        "customer_id,label_ts,\n1,2024-05-01 00:00:00,1\n",
+        "unnamed.csv: column 3 has no name in the header; name it or drop it",
+    ),
+    "row_with_more_values": (
+        "ragged.csv",
+        "customer_id,label_ts,churned\n1,2024-05-01,1\n2,2024-05-01,1,5\n",
+        "ragged.csv row 2 has 4 values but the header has 3 columns; give every row one value per column",
+    ),
+    "row_with_fewer_values": (
+        "ragged.csv",
+        "customer_id,label_ts,churned\n1,2024-05-01,1\n2,2024-05-01,1\n3,2024-05-01\n",
+        "ragged.csv row 3 has 2 values but the header has 3 columns; give every row one value per column",
+    ),
+    "column_named_like_featurekits_own": (
+        "own.csv",
+        "customer_id,label_ts,__fk_input_ts\n1,2024-05-01 00:00:00,1\n",
+        "own.csv: column '__fk_input_ts' starts with __fk_, which featurekit reserves for its own columns; rename it",
+    ),
+    "column_named_like_featurekits_own_in_other_case": (
+        "own.csv",
+        "customer_id,label_ts,__FK_ROW\n1,2024-05-01 00:00:00,1\n",
+        "own.csv: column '__FK_ROW' starts with __fk_, which featurekit reserves for its own columns; rename it",
+    ),
 }
 
 
@@ -131,10 +203,11 @@ def test_bad_labels(built_project, workdir, case):
             ["--features", "customer_orders_v1,customer_orders_v2"],
             "--features: feature 'orders_30d' comes from both customer_orders_v1 and customer_orders_v2; select only one of them",
         ),
+        (["--features", ","], "--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d"),
         ([], "give exactly one of --feature-set or --features"),
         (["--feature-set", "churn_model", "--features", "customer_orders_v1"], "give exactly one of --feature-set or --features"),
     ],
-    ids=["unknown_set", "unknown_view", "unknown_version", "unknown_column", "same_feature_twice", "neither", "both"],
+    ids=["unknown_set", "unknown_view", "unknown_version", "unknown_column", "same_feature_twice", "no_feature", "neither", "both"],
 )
 def test_bad_feature_selection(built_project, workdir, options, message):
     assert_fails_cleanly(workdir, ["good.csv", *options, "-o", "out/train.parquet", "--project-dir", str(built_project)], message)
@@ -160,6 +233,86 @@ def test_labels_of_another_entity(built_project, workdir):
 )
 def test_bad_output(built_project, workdir, output, message):
     assert_fails_cleanly(workdir, ["good.csv", "--feature-set", "churn_model", "-o", output, "--project-dir", str(built_project)], message)
+
+
+@pytest.mark.parametrize("how", ["same path", "another spelling", "hard link", "symbolic link"])
+def test_output_is_the_label_file(built_project, workdir, how):
+    labels = workdir / "out" / "labels.csv"
+    labels.write_text(GOOD)
+    output = {"same path": "out/labels.csv", "another spelling": "./out/../out/labels.csv"}.get(how, "out/link.csv")
+    if how == "hard link":
+        os.link(labels, workdir / output)
+    elif how == "symbolic link":
+        os.symlink("labels.csv", workdir / output)
+    shown = str(Path(output))
+    args = ["out/labels.csv", "--feature-set", "churn_model", "-o", output, "--project-dir", str(built_project)]
+    assert_fails_cleanly(workdir, args, f"-o {shown} is the label file out/labels.csv; write the training set to another file")
+    assert labels.read_text() == GOOD
+
+
+def unwritable(directory: Path) -> list[str]:
+    """A command prefix under which `directory` cannot be written: a read-only file system
+    mounted over it in a mount namespace of its own (root writes anywhere else), or, for
+    other users, its write permission taken away."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return []
+    script = 'mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, "sh", str(directory)]
+
+
+def test_output_directory_not_writable(built_project, workdir):
+    """One line naming the directory, exit 2; the clean-up's own failure does not hide it."""
+    (workdir / "ro").mkdir()
+    prefix = unwritable(workdir / "ro")
+    command = [sys.executable, "-m", "featurekit", "train-set", "good.csv", "--feature-set", "churn_model", "-o", "ro/t.parquet",
+               "-q", "--project-dir", str(built_project)]
+    result = subprocess.run(prefix + command, cwd=workdir, capture_output=True, text=True)
+    reason = "Read-only file system" if prefix else "Permission denied"
+    assert (result.returncode, result.stderr) == (2, f"Error: -o ro/t.parquet: cannot write in ro ({reason}); choose another directory\n")
+
+
+def test_output_file_system_full(built_project, workdir):
+    """A write that fails half-way (no space left) is one line, and leaves no temp file."""
+    if os.geteuid() != 0 and not os.environ.get("CI"):
+        pytest.skip("mounting a small file system needs root")
+    (workdir / "full").mkdir()
+    labels = built_project / "seeds" / "churn_labels.csv"
+    script = 'mount -t tmpfs -o size=4k tmpfs full && "$@"; code=$?; ls -A full; exit $code'
+    command = [sys.executable, "-m", "featurekit", "train-set", str(labels), "--feature-set", "churn_model", "-o", "full/t.csv",
+               "-q", "--project-dir", str(built_project)]
+    result = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", *command], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: -o full/t.csv: cannot write it: ") and result.stderr.count("\n") == 1
+    assert "space" in result.stderr
+    assert result.stdout == ""  # nothing left in the directory
+
+
+def test_temp_files_of_a_killed_run_are_removed_by_the_next(built_project, workdir):
+    """kill -9 leaves the temp file of the output behind; the next train-set writing the same
+    output removes it. Temp files of running processes and of other outputs stay."""
+    command = [sys.executable, "-m", "featurekit", "train-set", "good.csv", "--feature-set", "churn_model", "-o", "out/t.parquet",
+               "-q", "--project-dir", str(built_project)]
+    killed = subprocess.Popen(command, cwd=workdir)
+    leftover = workdir / "out" / f".t.parquet.{killed.pid}.tmp"
+    deadline = time.monotonic() + 30
+    while not leftover.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    killed.kill()
+    killed.wait()
+    assert leftover.exists()
+    running = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        kept = [workdir / "out" / f".t.parquet.{running.pid}.tmp", workdir / "out" / f".other.parquet.{killed.pid}.tmp"]
+        for path in kept:
+            path.write_text("in use")
+        (workdir / "out" / f".t.parquet.featureset.json.{killed.pid}.tmp").write_text("{}")
+
+        assert train_set("good.csv", "--feature-set", "churn_model", "-o", "out/t.parquet", "--project-dir", str(built_project)) == (0, "")
+        assert sorted(os.listdir(workdir / "out")) == sorted([p.name for p in kept] + ["t.parquet", "t.parquet.featureset.json"])
+    finally:
+        running.stdin.close()
+        running.wait()
 
 
 def test_bad_memory_limit(built_project, workdir):
@@ -242,6 +395,20 @@ def test_one_line_and_no_traceback_from_the_real_process(built_project, tmp_path
     assert result.stderr.startswith("Error: nokey.csv: no key column 'customer_id'")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["nokey.csv"]
+
+
+def test_a_label_column_named_rowid(built_project, workdir):
+    """DuckDB numbers rows with a column it calls rowid: a label column of that name must
+    neither reorder the rows nor give one customer's features to another."""
+    rows = "1,2024-03-01 09:00:00,5\n3,2024-03-01 09:00:00,5\n6,2024-03-01 09:00:00,1\n8,2024-06-01 09:00:00,0\n"
+    (workdir / "r.csv").write_text("customer_id,label_ts,rowid\n" + rows)
+    (workdir / "n.csv").write_text("customer_id,label_ts,n\n" + rows)
+    for name in ("r", "n"):
+        assert train_set(f"{name}.csv", "--feature-set", "churn_model", "-o", f"out/{name}.csv", "--project-dir", str(built_project)) == (0, "")
+    with_rowid = (workdir / "out" / "r.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in with_rowid[1:]] == ["1", "3", "6", "8"]
+    assert with_rowid[0].startswith("customer_id,label_ts,rowid,")
+    assert with_rowid[1:] == (workdir / "out" / "n.csv").read_text().splitlines()[1:]
 
 
 # ---------------------------------------------------------------------------------------------

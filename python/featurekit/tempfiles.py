@@ -1,15 +1,16 @@
 """Files written under a temporary name that carries the writer's process id, and the
 clean-up of those whose writer is gone.
 
-A file is written as `.<name>.<pid>.tmp` beside its final name (publish adds the kind after
-the pid, `.<id>.<pid>.duckdb.tmp`; DuckDB may add `.wal`) and renamed into place once
-complete, so a reader never sees half a file. A writer killed midway (kill -9, a full disk,
-a crash) leaves its temporary file behind; the next writer in the directory removes every
-one whose process is no longer alive, before it writes: a full disk does not stay full.
+A file is written as `.NAME.PID.tmp` beside its final name NAME and renamed into place once
+complete, so a reader never sees half a file (publish adds the kind after the pid,
+`.<id>.<pid>.duckdb.tmp`; DuckDB may add `.wal`). A writer killed midway (kill -9, a full
+disk, a crash) leaves its temporary file behind; the next writer removes the ones whose
+process is no longer alive, before it writes: a full disk does not stay full.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -20,28 +21,19 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def writer_pid(name: str) -> int | None:
-    """The pid in a temporary file's name (the first all-digit part after the name), or None."""
-    parts = name.split(".")
-    if not name.startswith(".") or "tmp" not in parts:
-        return None
-    return next((int(part) for part in parts[2:] if part.isdigit()), None)
+def remove_stale(path: Path) -> None:
+    """Removes the temp files of `path` (temp_path) left by processes that are gone."""
+    prefix = f".{path.name}."
+    for leftover in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+        pid = leftover.name[len(prefix) : -len(".tmp")]
+        if pid.isdigit() and not process_alive(pid):
+            remove(leftover)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale(directory: Path, name: str = "*") -> list[Path]:
-    """Removes the temporary files (or directories) of `name` in `directory` whose writer is
-    gone; returns them. A name without a pid is not ours and is left alone."""
+def remove_stale_in(directory: Path, name: str = "*") -> list[Path]:
+    """Removes every temporary file (or directory) of names matching `name` in `directory`
+    whose writer is gone, whatever follows its pid; returns them. A name without a pid is
+    not ours and is left alone."""
     removed = []
     for path in Path(directory).glob(f".{name}.*tmp*"):
         pid = writer_pid(path.name)
@@ -50,6 +42,34 @@ def remove_stale(directory: Path, name: str = "*") -> list[Path]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            remove(path)
         removed.append(path)
     return removed
+
+
+def writer_pid(name: str) -> int | None:
+    """The pid in a temporary file's name (the first all-digit part after the name), or None."""
+    parts = name.split(".")
+    if not name.startswith(".") or "tmp" not in parts:
+        return None
+    return next((int(part) for part in parts[2:] if part.isdigit()), None)
+
+
+def remove(path: Path) -> None:
+    """Removes a file if it is there; a failure (a read-only directory) must not hide the error
+    that made us clean up, so it is ignored."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def process_alive(pid) -> bool:
+    """Whether process `pid` exists (one we may not signal does)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

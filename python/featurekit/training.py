@@ -22,6 +22,7 @@ from .catalog import resolve
 from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, load_labels
 from .project import Project, _sql_string
+from .tempfiles import remove, remove_stale, temp_path
 
 if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
     import pandas as pd
@@ -76,17 +77,28 @@ def write_training_set(
         raise FeaturekitError(f"-o {output}: unsupported output type '{output.suffix}'; use .parquet or .csv")
     if not output.parent.is_dir():
         raise FeaturekitError(f"-o {output}: directory {output.parent} does not exist; create it first")
-    project = Project(project_dir, warehouse)
-    con, plan, spec, labels = _prepare(
-        project, labels_path, feature_set, features, timestamp_column, memory_limit, progress
-    )
+    if output.exists() and Path(labels_path).exists() and os.path.samefile(output, labels_path):
+        raise FeaturekitError(f"-o {output} is the label file {labels_path}; write the training set to another file")
     sidecar_path = output.with_name(output.name + ".featureset.json")
-    tmp_data = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp_sidecar = sidecar_path.with_name(f".{sidecar_path.name}.{os.getpid()}.tmp")
+    tmp_data, tmp_sidecar = temp_path(output), temp_path(sidecar_path)
+    for path in (output, sidecar_path):
+        remove_stale(path)  # left by a train-set that was killed
     try:
+        tmp_data.touch()  # before the join: the directory may not take the file
+    except OSError as e:
+        raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
+    con = None
+    try:
+        project = Project(project_dir, warehouse)
+        con, plan, spec, labels = _prepare(
+            project, labels_path, feature_set, features, timestamp_column, memory_limit, progress
+        )
         sql = _run_steps(con, plan, spec, progress)
         options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
-        con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+        try:
+            con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+        except duckdb.IOException as e:
+            raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
         stats = _view_stats(con, tmp_data, kind, spec)
         sidecar = {
             "featurekit_version": __version__,
@@ -111,13 +123,17 @@ def write_training_set(
             "dbt_manifest_sha256": project.manifest_sha256,
             "warehouse": str(project.warehouse),
         }
-        tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
-        os.replace(tmp_data, output)
-        os.replace(tmp_sidecar, sidecar_path)
+        try:
+            tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+            os.replace(tmp_data, output)
+            os.replace(tmp_sidecar, sidecar_path)
+        except OSError as e:
+            raise FeaturekitError(f"-o {output}: cannot write it: {e.strerror} ({e.filename})") from None
     finally:
-        con.close()
+        if con is not None:
+            con.close()
         for leftover in (tmp_data, tmp_sidecar):
-            leftover.unlink(missing_ok=True)
+            remove(leftover)
     progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
     return sidecar
 
@@ -125,13 +141,15 @@ def write_training_set(
 def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress):
     if (feature_set is None) == (features is None):
         raise FeaturekitError("give exactly one of --feature-set or --features")
+    if features is not None and not features:
+        raise FeaturekitError("--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d")
     spec = resolve(project, feature_set=feature_set, features=features)
     con = project.connect_warehouse()
     try:
         _limit_memory(con, memory_limit)
         keys = _key_types(con, spec)
         progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
-        loaded = load_labels(con, labels, timestamp_column, keys, _key_users(spec))
+        loaded = load_labels(con, labels, timestamp_column, keys, project.macros, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
         plan = project.macros.call(
@@ -195,12 +213,15 @@ def _key_users(spec: dict) -> dict[str, str]:
 
 
 def _check_collisions(labels: Labels, spec: dict) -> None:
+    """No label column may share an output's name (SQL compares names ignoring case)."""
+    columns = {column.lower(): column for column in labels.columns}
     for view in spec["views"]:
         outputs = [f["name"] for f in view["features"]] + [view["ref"] + "__feature_ts"]
         for name in outputs:
-            if name in labels.columns:
+            if name.lower() in columns:
                 raise FeaturekitError(
-                    f"{labels.name}: column '{name}' is also an output of feature view {view['ref']}; rename or drop it"
+                    f"{labels.name}: column '{columns[name.lower()]}' is also an output of feature view {view['ref']}"
+                    f"{'' if columns[name.lower()] == name else f' ({name})'}; rename or drop it"
                 )
 
 

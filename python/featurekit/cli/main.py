@@ -57,15 +57,17 @@ def train_set(labels, feature_set, features, output, timestamp_column, memory_li
 
     Each label row gets, from every feature view, the latest value recorded strictly before
     its timestamp, with the view's ttl, request-time features and fill policy applied. Label
-    columns pass through unchanged and in order. Writes OUTPUT and OUTPUT.featureset.json
-    (resolved versions, join rules, row counts, manifest hash) atomically.
+    columns pass through unchanged and in order. Label times are UTC unless written with an
+    offset (2024-05-01, 2024-05-01 09:00:00, 2024-05-01T09:00:00+02:00; README: "Point-in-time
+    semantics"). Writes OUTPUT and OUTPUT.featureset.json (resolved versions, join rules, row
+    counts, manifest hash) atomically.
 
     \b
     Example:
       featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
       featurekit train-set labels.parquet --features customer_orders_v2.orders_30d -o train.csv
     """
-    refs = [r for r in features.split(",") if r.strip()] if features is not None else None
+    refs = [r.strip() for r in features.split(",") if r.strip()] if features is not None else None
     write_training_set(
         labels,
         output,

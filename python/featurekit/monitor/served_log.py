@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..tempfiles import remove_stale, temp_path
+from ..tempfiles import remove_stale_in, temp_path
 from ..timestamps import from_micros
 
 META = [
@@ -139,7 +139,7 @@ class ServedLog:
         start = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         self._seq += 1
         name = f"served-{start}-{os.getpid()}-{self._seq}.parquet"  # server processes share log_dir
-        remove_stale(folder, "served-*")  # what a killed server left
+        remove_stale_in(folder, "served-*")  # what a killed server left
         tmp = temp_path(folder / name)
         return _File(folder / name, tmp, schema, pq.ParquetWriter(tmp, schema), time.monotonic())
 

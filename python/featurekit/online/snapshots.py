@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import FeaturekitError
-from ..tempfiles import remove_stale
+from ..tempfiles import remove_stale_in
 
 POINTER = "CURRENT"
 SNAPSHOT_ID = re.compile(r"\d{8}T\d{12}Z")
@@ -118,5 +118,5 @@ class SnapshotDir:
         for part in [*self.path.glob("*.duckdb"), *self.path.glob("*.json"), *self.path.glob("*.serving")]:
             if SNAPSHOT_ID.fullmatch(part.stem) and part.stem not in complete:
                 shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
-        remove_stale(self.path)
+        remove_stale_in(self.path)
         return doomed
