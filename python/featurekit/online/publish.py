@@ -197,7 +197,10 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
     }
 
 
-def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
+def _read_online_rows(con, project: Project, view: dict, as_of: datetime | None, table: str) -> datetime:
+    """The one place publish reads the warehouse: the view's online rows into the snapshot's
+    `table` (on DuckDB, attached to the warehouse's connection; unsorted, the serving layout
+    sorts them), and the as-of time they hold."""
     spec = view["spec"]
     if as_of is None:
         # the columns online rows are defined to have (an older build's extra column stays behind)
@@ -206,10 +209,15 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
     else:
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
         source = project.macros.call("online_rows", spec, literal)
+    con.execute(f"CREATE TABLE {table} AS {source}")
+    return as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
+
+
+def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
+    spec = view["spec"]
     table = f"__fk_snapshot.main.{_ident(ref)}"
-    try:  # unsorted: the online store sorts when it loads
-        con.execute(f"CREATE TABLE {table} AS {source}")
-        view_as_of = as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
+    try:
+        view_as_of = _read_online_rows(con, project, view, as_of, table)
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
