@@ -12,8 +12,10 @@ cache, and opening a snapshot of millions of keys takes milliseconds).
       entity<i>.start.arrow  per view of the entity (column <ref>): where each number's rows
                              begin in the view's rows; n + 1 values, so a key's rows are
                              start[n] to start[n + 1]
-      <ref>.rows.arrow       the view's rows by (number, __fk_at): __fk_at, __fk_expires_at and
-                             __fk_feature_ts in int64 microseconds, then each source column a
+      <ref>.rows.arrow       the view's rows by (number, __fk_at): __fk_at, __fk_expires_at (with a
+                             ttl) and __fk_feature_ts (unless it equals __fk_at, as it does
+                             without an availability column) in int64 microseconds, then each
+                             source column a
                              feature reads: in the feature's served type, or for a request-time
                              feature's start, int64 microseconds
 
@@ -36,7 +38,6 @@ import pyarrow.compute as pc
 from ..errors import FeaturekitError
 from ..project import _ident
 from .keys import INTEGER_TYPES, as_int64, fingerprint
-from .rules import NEVER
 
 DICTIONARY = 1 << 16  # string columns with at most this many distinct values are stored as codes
 DENSE = 2  # integer keys spread over at most this many times their number are laid out densely
@@ -90,8 +91,9 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
         name = f"entity{number}"
         entity = {"keys": list(keys), "name": name, "kind": "sorted" if integer else "hashed", "views": refs}
         if integer:
-            distinct = np.unique(np.concatenate([_int64(t.column(keys[0])) for t in tables.values()] or [np.zeros(0, np.int64)]))
-            positions = {ref: np.searchsorted(distinct, _int64(t.column(keys[0]))) for ref, t in tables.items()}
+            values = {ref: _int64(t.column(keys[0])) for ref, t in tables.items()}  # each sorted
+            distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in values.values()] or [np.zeros(0, np.int64)])))
+            positions = {ref: np.searchsorted(distinct, v) for ref, v in values.items()}
             _save(directory / f"{name}.keys.arrow", pa.table({"key": distinct}))
             if len(distinct) and int(distinct[-1]) - int(distinct[0]) < DENSE * len(distinct):
                 dense = np.full(int(distinct[-1]) - int(distinct[0]) + 1, -1, dtype=np.int64)
@@ -105,10 +107,11 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
         starts = {}
         for ref, table in tables.items():
             numbers = positions[ref]
-            order = np.argsort(numbers, kind="stable")  # rows stay in __fk_at order within a key
-            if not np.array_equal(order, np.arange(len(order))):
+            if np.any(numbers[1:] < numbers[:-1]):  # hashed keys: numbered in another order
+                order = np.argsort(numbers, kind="stable")  # rows stay in __fk_at order within a key
                 table, numbers = table.take(order), numbers[order]
-            starts[ref] = np.concatenate([[0], np.cumsum(np.bincount(numbers, minlength=size))]).astype(np.int64)
+            starts[ref] = np.concatenate([[0], np.cumsum(np.bincount(numbers, minlength=size))]).astype(
+                np.int32 if table.num_rows < 2**31 else np.int64)
             _save(directory / f"{ref}.rows.arrow", table.drop_columns(list(keys)))
             record["views"][ref] = {"entity": number, "rows": table.num_rows, "max_rows": int(np.diff(starts[ref]).max(initial=0))}
         _save(directory / f"{name}.start.arrow", pa.table(starts))
@@ -130,8 +133,11 @@ def _rows(con, schema: str, ref: str, view: dict, wanted: dict, ttl: int | None,
     table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at").to_arrow_table()
     columns = {k: table.column(k) for k in view["keys"]}
     columns["__fk_at"] = _micros(table.column("__fk_at"))
-    columns["__fk_expires_at"] = pc.fill_null(_micros(table.column("__fk_expires_at")), NEVER)
-    columns["__fk_feature_ts"] = _micros(table.column("__fk_feature_ts"))
+    if ttl:
+        columns["__fk_expires_at"] = _micros(table.column("__fk_expires_at"))
+    feature_ts = _micros(table.column("__fk_feature_ts"))
+    if not pc.all(pc.equal(feature_ts, columns["__fk_at"])).as_py():
+        columns["__fk_feature_ts"] = feature_ts
     for (form, source), out_type in sorted(wanted.items()):
         column = table.column(source)
         columns[column_name(form, source)] = _micros(column) if form == "us" else _compact(pc.cast(column, out_type))
@@ -149,6 +155,11 @@ def _compact(column):
         return column
     encoded = pc.dictionary_encode(_array(column))
     return encoded if len(encoded.dictionary) <= min(DICTIONARY, len(column) // 2) else column
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (np.unique hashes: 8 s for 7M keys)."""
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
 def _hashed(path: Path, keys: tuple, tables: dict) -> tuple[pa.Table, dict]:
@@ -252,7 +263,7 @@ class Entity:
             self.dense = _numpy(_map(directory / f"{record['name']}.dense.arrow").column("number"), np.int64)
 
     def start(self, ref: str) -> np.ndarray:
-        return _numpy(self.starts.column(ref), np.int64)
+        return _numpy(self.starts.column(ref))
 
     def one(self, key: tuple) -> int:
         if self.kind == "hashed":
@@ -351,7 +362,7 @@ class Column:
 
 
 class ViewRows:
-    """One view's rows: `at`, `expires`, `feature_us` (int64 arrays), `feature_ts` (the same
+    """One view's rows: `at`, `expires` (None without a ttl), `feature_us` (int64 arrays), `feature_ts` (the same
     as datetimes), `start` (per key number), and the source columns by (form, source)."""
 
     def __init__(self, directory: Path, ref: str, record: dict, entity: Entity):
@@ -360,9 +371,10 @@ class ViewRows:
             raise FeaturekitError(f"serving file {ref}.rows.arrow holds {len(batch):,} rows, not {record['rows']:,}")
         self.entity = entity
         self.start = entity.start(ref)
+        names = batch.schema.names
         self.at = _numpy(batch.column("__fk_at"), np.int64)
-        self.expires = _numpy(batch.column("__fk_expires_at"), np.int64)
-        self.feature_us = _numpy(batch.column("__fk_feature_ts"), np.int64)
+        self.expires = _numpy(batch.column("__fk_expires_at"), np.int64) if "__fk_expires_at" in names else None
+        self.feature_us = _numpy(batch.column("__fk_feature_ts"), np.int64) if "__fk_feature_ts" in names else self.at
         self.feature_ts = self.feature_us.view("datetime64[us]")
         self.columns = {}
         for name in batch.schema.names:

@@ -78,7 +78,7 @@ class _ViewPlan:
             elif end > first:
                 found = rules.latest_visible(rows.at[first:end], request_us)
                 position = first + found if found >= 0 else -1
-        if position < 0 or not rules.alive(rows.expires.item(position), request_us):
+        if position < 0 or rows.expires is not None and not rules.alive(rows.expires.item(position), request_us):
             out += self.missing
             return None
         for column, unit, fill, cast in self.features:
@@ -106,7 +106,8 @@ class _ViewPlan:
             position = rules.latest_visible_many(rows.at, first, count, request_us)
             seen = position >= 0
             position = np.maximum(position, 0)
-        seen &= rules.alive(rows.expires[position], request_us)
+        if rows.expires is not None:
+            seen &= rules.alive(rows.expires[position], request_us)
         hidden = ~seen
         for column, unit, fill, cast in self.features:
             values, nulls = column.many(position)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-NEVER = np.iinfo(np.int64).max  # the expiry of a row of a view without a ttl
-
 
 def visible(at_us, request_us):
     """Step 1: a row is the answer only strictly after its visibility instant (a label at
