@@ -165,7 +165,7 @@ def main() -> None:
     rows.append(report(["OnlineStore open (mapped)", f"{load_s * 1000:.0f} ms", "", f"target <= 1 s; RSS +{rss_mib() - before} MiB"]))
     rows += [report(row) for row in in_process(store, online / f"{snapshot_id}.duckdb", manifest, keys)]
     rows += [report(row) for row in logging_cost(store, online, keys)]
-    rows += [report(row) for row in over_http(project, keys, args.http_rate, args.http_seconds)]
+    rows += over_http(project, keys, args.http_rate, args.http_seconds)
     if not args.no_feast:
         rows += feast_baseline(online / f"{snapshot_id}.duckdb", keys, args.http_rate, args.http_seconds)
     print()
