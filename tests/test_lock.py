@@ -88,6 +88,27 @@ def test_edited_adapter_implementation_of_a_called_macro_fails(locked):
     assert "customer_profile_v1" not in stderr and "support_tickets_v1" not in stderr
 
 
+def test_check_does_not_depend_on_how_dbt_last_ran(locked):
+    """Builds take the views' `{% if is_incremental() %}` branches, which call featurekit.newest,
+    and dbt then records that call where a parse does not: the result must stay the same."""
+    build = ("dbt", "build", "--select", "path:models/features", "--exclude-resource-type", "test")
+    for _ in range(2):
+        run(locked, *build, code=0)
+        assert "9 released version(s) unchanged" in run(locked, "check", code=0).stdout
+    run(locked, "dbt", "parse", code=0)
+    assert "9 released version(s) unchanged" in run(locked, "check", code=0).stdout
+
+
+def test_edited_macro_called_in_an_incremental_branch_fails(locked):
+    """last_purchase_v1, support_tickets_v1 and customer_profile_v1 call featurekit.newest only
+    when incremental; the windowed views reach it through featurekit.window_events."""
+    edit(locked / "dbt_packages" / "featurekit" / "macros" / "util" / "newest.sql", "desc limit 1", "desc nulls last limit 1")
+    stderr = run(locked, "check", code=1).stderr
+    changed = sorted(line.removeprefix("Error: ").split()[0] for line in stderr.splitlines() if " is released " in line)
+    assert changed == sorted(json.loads((locked / "featurekit.lock").read_text())["views"])
+    assert "last_purchase_v1 is released (in featurekit.lock) but its definition changed" in stderr
+
+
 def test_lock_accepts_a_deliberate_change(locked):
     edit(locked / "models" / "features" / "login_activity_v1.sql", "'7 days'", "'8 days'")
     result = run(locked, "lock", "--accept", "customer_orders_v1", code=2)
