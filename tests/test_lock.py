@@ -6,6 +6,7 @@ CLI, which re-parses the project with dbt when its files changed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -107,6 +108,21 @@ def test_edited_macro_called_in_an_incremental_branch_fails(locked):
     changed = sorted(line.removeprefix("Error: ").split()[0] for line in stderr.splitlines() if " is released " in line)
     assert changed == sorted(json.loads((locked / "featurekit.lock").read_text())["views"])
     assert "last_purchase_v1 is released (in featurekit.lock) but its definition changed" in stderr
+
+
+def test_an_edit_carrying_an_old_modification_time_fails(locked):
+    """Files restored or copied with their times (cp -p, rsync -t, tar) look older than
+    target/manifest.json: check compares what they hold."""
+    model = locked / "models" / "features" / "customer_orders_v1.sql"
+    yml = locked / "models" / "features" / "support_tickets.yml"
+    times = {path: path.stat().st_mtime for path in (model, yml)}
+    edit(model, "'window': '30 days'", "'window': '7 days'")
+    edit(yml, "avg_satisfaction_90d: 3.5", "avg_satisfaction_90d: 0")
+    for path, mtime in times.items():
+        os.utime(path, (mtime - 3600, mtime - 3600))
+    stderr = run(locked, "check", code=1).stderr
+    assert "customer_orders_v1 is released (in featurekit.lock) but its definition changed" in stderr
+    assert "support_tickets_v1 is released (in featurekit.lock) but its definition changed" in stderr
 
 
 def test_lock_accepts_a_deliberate_change(locked):

@@ -24,6 +24,12 @@ checksum is instead a SHA-256 over
 Descriptions, owner and freshness are documentation and may change freely. Upstream models
 are not covered: a view that must not move with its inputs should select from versioned or
 locked inputs.
+
+The project is read from a manifest that `dbt parse` writes into .featurekit/parse/ on every
+check, never from target/: what dbt last did there (a parse, a first or an incremental build)
+must not change the result, and dbt's partial parsing re-reads a file by its content, not
+its modification time (a schema YAML file whose modification time is exactly the one dbt
+recorded is trusted, as dbt's own builds trust it; CI's fresh clone has no saved parse).
 """
 
 from __future__ import annotations
@@ -177,20 +183,13 @@ def _write_lock(project: Project, views: dict) -> None:
 
 
 def _parsed_project(project_dir, progress) -> Project:
-    """The project with a manifest that matches its files: target/manifest.json when it is
-    current, else one `dbt parse` writes into .featurekit/parse/ (kept, so the next check
-    re-parses only what changed), leaving target/ describing what was built. A released
-    version removed while a model or exposure still refs it makes dbt fail: that failure is
-    reported in featurekit's terms."""
+    """The project as `dbt parse` reads its files now, into .featurekit/parse/ (kept, so the
+    next check re-parses only what changed; seeded once from target/), leaving target/
+    describing what was built. A released version removed while a model or exposure still
+    refs it makes dbt fail: that failure is reported in featurekit's terms."""
     project = Project(project_dir)
     parsed = _ParsedProject(project_dir, project.root / ".featurekit" / "parse")
-    for candidate in (project, parsed):
-        try:
-            candidate.manifest
-            return candidate
-        except FeaturekitError:
-            pass
-    progress("dbt parse (target/manifest.json is missing or older than the project files)")
+    progress("dbt parse")
     parsed.target_dir.mkdir(parents=True, exist_ok=True)
     previous = project.target_dir / "partial_parse.msgpack"
     if previous.is_file() and not (parsed.target_dir / previous.name).is_file():
@@ -208,7 +207,7 @@ def _parsed_project(project_dir, progress) -> Project:
         if problems:
             raise CheckFailed("\n".join(problems)) from None
         raise
-    return _ParsedProject(project_dir, parsed.target_dir)
+    return parsed
 
 
 class _ParsedProject(Project):
