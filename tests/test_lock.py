@@ -89,6 +89,37 @@ def test_edited_adapter_implementation_of_a_called_macro_fails(locked):
     assert "customer_profile_v1" not in stderr and "support_tickets_v1" not in stderr
 
 
+def test_reach_reads_every_branch_of_the_jinja_code_only(renderers):
+    """featurekit.reached_macros, the rule of the lock file and of the online tables'
+    view_definition, on sources made for it."""
+    sources = {
+        "shop": {
+            "helper": "{% macro helper() %}{{ featurekit.first() }}{% endmacro %}",
+            "postgres__second": "{% macro postgres__second() %}select 1{% endmacro %}",  # the project's override
+            "count": "{% macro count() %}{% endmacro %}",  # a name the SQL text uses
+            "join": "{% macro join() %}{% endmacro %}",  # a filter's name
+            "unused": "{% macro unused() %}{% endmacro %}",
+        },
+        "featurekit": {
+            "first": "{% macro first() %}{{ return(adapter.dispatch('second', 'featurekit')()) }}{% endmacro %}",
+            "default__second": "{% macro default__second() %}{{ featurekit.first() }}{% endmacro %}",  # a cycle
+            "duckdb__second": "{% macro duckdb__second() %}select 2{% endmacro %}",
+            "in_comment": "{% macro in_comment() %}{% endmacro %}",
+            "in_string": "{% macro in_string() %}{% endmacro %}",
+        },
+    }
+    code = """
+        {# featurekit.in_comment() #}
+        select count(*), {{ "featurekit.in_string()" }}, {{ ['a', 'b'] | join(', ') }}
+        {% if is_incremental() %} where x > {{ helper() }} {% endif %}
+    """
+    for renderer in renderers.values():  # the same, whatever the adapter
+        assert renderer.call("reached_macros", code, "shop", sources) == [
+            "macro.featurekit.default__second", "macro.featurekit.duckdb__second", "macro.featurekit.first",
+            "macro.shop.helper", "macro.shop.postgres__second",
+        ]
+
+
 def test_check_does_not_depend_on_how_dbt_last_ran(locked):
     """Builds take the views' `{% if is_incremental() %}` branches, which call featurekit.newest,
     and dbt then records that call where a parse does not: the result must stay the same."""
