@@ -20,9 +20,9 @@
     A view dropped and built again (to take in restated, deleted or late events older than
     its watermark) breaks that contract: the count and sum of the change column over its
     rows loaded up to W, kept from the previous build, then differ, and the online table
-    is rebuilt in full. So does a changed definition of the view (its SQL or a project macro
-    it reaches): a view rebuilt with new logic over the same loads holds new values under
-    the same load times. So does an earlier as-of time, a missing state, an online table
+    is rebuilt in full. So does a changed definition of the view (its SQL or a macro it
+    reaches in any branch, featurekit.reached_macros): a view rebuilt with new logic over
+    the same loads holds new values under the same load times. So does an earlier as-of time, a missing state, an online table
     whose columns are not those it would now be built with (a feature column documented
     since) or --full-refresh.
     The state (the as-of time, which publish records; watermark, count, sum, definition,
