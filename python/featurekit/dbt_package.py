@@ -97,6 +97,7 @@ def init(project_dir=None, upgrade: bool = False, progress: Progress = _quiet) -
         if where == f"local: {VENDOR_DIR}":
             changes += _vendor(root, upgrade)
     changes += _strategy_shim(root, config)
+    changes += _gitignore(root)
     if changes or not _installed(root):
         progress("dbt deps")
         _dbt_deps(root)
@@ -213,6 +214,25 @@ def _strategy_shim(root: Path, config: dict) -> list[str]:
     return [f"{target.relative_to(root)}: makes featurekit's history strategy (featurekit_history) available to your models"]
 
 
+# What featurekit writes into a project that must not be committed: its private files (a
+# profile copy, dbt parses for `check`) and the default online snapshot directory.
+IGNORED = ["/.featurekit/", "/online/"]
+
+
+def _gitignore(root: Path) -> list[str]:
+    """Adds featurekit's outputs to the project's .gitignore, when it has one."""
+    path = root / ".gitignore"
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [entry for entry in IGNORED if entry.strip("/") not in present]
+    if not missing:
+        return []
+    path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "# featurekit\n" + "".join(f"{e}\n" for e in missing))
+    return [f".gitignore: added {', '.join(missing)} (featurekit's private files and online snapshots)"]
+
+
 def _installed(root: Path) -> bool:
     return _local_version(root / "dbt_packages" / NAME) == __version__
 
@@ -223,4 +243,7 @@ def _dbt_deps(root: Path) -> None:
     result = subprocess.run([*DBT_COMMAND, "deps"], cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-        raise FeaturekitError(f"`dbt deps` failed in {root} (exit {result.returncode}): {lines[-1] if lines else 'no output'}")
+        raise FeaturekitError(
+            f"featurekit is added to {root}, but `dbt deps` failed (exit {result.returncode}): "
+            f"{lines[-1] if lines else 'no output'}; fix that, then run `dbt deps`"
+        )

@@ -35,7 +35,7 @@ DEFAULT_KEEP = 5
 # run in the full `dbt build`; what serving relies on, one row per key and instant in the
 # rows an online table reads, is checked by every online table build
 # (featurekit_online_materialization.sql).
-REFRESH_DBT_ARGS = ["--select", "+path:models/online", "--exclude-resource-type", "test"]
+REFRESH_DBT_ARGS = ["--select", "+config.materialized:featurekit_online", "--exclude-resource-type", "test"]
 
 
 def _quiet(message: str) -> None:
