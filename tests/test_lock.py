@@ -6,6 +6,7 @@ CLI, which re-parses the project with dbt when its files changed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,73 @@ def test_edited_adapter_implementation_of_a_called_macro_fails(locked):
     for ref in ("customer_orders_v1", "customer_orders_v2", "login_activity_v1", "order_velocity_v1"):
         assert f"{ref} is released (in featurekit.lock) but its definition changed" in stderr
     assert "customer_profile_v1" not in stderr and "support_tickets_v1" not in stderr
+
+
+def test_reach_reads_every_branch_of_the_jinja_code_only(renderers):
+    """featurekit.reached_macros, the rule of the lock file and of the online tables'
+    view_definition, on sources made for it."""
+    sources = {
+        "shop": {
+            "helper": "{% macro helper() %}{{ featurekit.first() }}{% endmacro %}",
+            "postgres__second": "{% macro postgres__second() %}select 1{% endmacro %}",  # the project's override
+            "count": "{% macro count() %}{% endmacro %}",  # a name the SQL text uses
+            "join": "{% macro join() %}{% endmacro %}",  # a filter's name
+            "unused": "{% macro unused() %}{% endmacro %}",
+        },
+        "featurekit": {
+            "first": "{% macro first() %}{{ return(adapter.dispatch('second', 'featurekit')()) }}{% endmacro %}",
+            "default__second": "{% macro default__second() %}{{ featurekit.first() }}{% endmacro %}",  # a cycle
+            "duckdb__second": "{% macro duckdb__second() %}select 2{% endmacro %}",
+            "in_comment": "{% macro in_comment() %}{% endmacro %}",
+            "in_string": "{% macro in_string() %}{% endmacro %}",
+        },
+    }
+    code = """
+        {# featurekit.in_comment() #}
+        select count(*), {{ "featurekit.in_string()" }}, {{ ['a', 'b'] | join(', ') }}
+        {% if is_incremental() %} where x > {{ helper() }} {% endif %}
+    """
+    for renderer in renderers.values():  # the same, whatever the adapter
+        assert renderer.call("reached_macros", code, "shop", sources) == [
+            "macro.featurekit.default__second", "macro.featurekit.duckdb__second", "macro.featurekit.first",
+            "macro.shop.helper", "macro.shop.postgres__second",
+        ]
+
+
+def test_check_does_not_depend_on_how_dbt_last_ran(locked):
+    """Builds take the views' `{% if is_incremental() %}` branches, which call featurekit.newest,
+    and dbt then records that call where a parse does not: the result must stay the same."""
+    build = ("dbt", "build", "--select", "path:models/features", "--exclude-resource-type", "test")
+    for _ in range(2):
+        run(locked, *build, code=0)
+        assert "9 released version(s) unchanged" in run(locked, "check", code=0).stdout
+    run(locked, "dbt", "parse", code=0)
+    assert "9 released version(s) unchanged" in run(locked, "check", code=0).stdout
+
+
+def test_edited_macro_called_in_an_incremental_branch_fails(locked):
+    """last_purchase_v1, support_tickets_v1 and customer_profile_v1 call featurekit.newest only
+    when incremental; the windowed views reach it through featurekit.window_events."""
+    edit(locked / "dbt_packages" / "featurekit" / "macros" / "util" / "newest.sql", "desc limit 1", "desc nulls last limit 1")
+    stderr = run(locked, "check", code=1).stderr
+    changed = sorted(line.removeprefix("Error: ").split()[0] for line in stderr.splitlines() if " is released " in line)
+    assert changed == sorted(json.loads((locked / "featurekit.lock").read_text())["views"])
+    assert "last_purchase_v1 is released (in featurekit.lock) but its definition changed" in stderr
+
+
+def test_an_edit_carrying_an_old_modification_time_fails(locked):
+    """Files restored or copied with their times (cp -p, rsync -t, tar) look older than
+    target/manifest.json: check compares what they hold."""
+    model = locked / "models" / "features" / "customer_orders_v1.sql"
+    yml = locked / "models" / "features" / "support_tickets.yml"
+    times = {path: path.stat().st_mtime for path in (model, yml)}
+    edit(model, "'window': '30 days'", "'window': '7 days'")
+    edit(yml, "avg_satisfaction_90d: 3.5", "avg_satisfaction_90d: 0")
+    for path, mtime in times.items():
+        os.utime(path, (mtime - 3600, mtime - 3600))
+    stderr = run(locked, "check", code=1).stderr
+    assert "customer_orders_v1 is released (in featurekit.lock) but its definition changed" in stderr
+    assert "support_tickets_v1 is released (in featurekit.lock) but its definition changed" in stderr
 
 
 def test_lock_accepts_a_deliberate_change(locked):

@@ -114,7 +114,8 @@ def edit(path, old: str, new: str) -> None:
 def test_a_changed_view_definition_rebuilds_its_online_table(project):
     """A view rebuilt with new logic over the same loads has the same load times and new
     values: its online table must be rebuilt in full, whether the view's SQL or a macro it
-    reaches (here the DuckDB implementation of a dispatched one) changed."""
+    reaches (the DuckDB implementation of a dispatched one, one called in a branch that a
+    parse does not take) changed."""
     build_online(project, "2024-06-01 00:00:00")
     edit(project / "models" / "features" / "last_purchase_v1.sql", "sum(order_value) as", "2 * sum(order_value) as")
     with duckdb.connect(str(project / "warehouse.duckdb")) as con:
@@ -131,6 +132,14 @@ def test_a_changed_view_definition_rebuilds_its_online_table(project):
     _, incremental = build_online(project, "2024-06-03 00:00:00")
     assert "customer_orders_v1" in windowed and incremental == set(online_views(project)) - windowed
     assert_equal_to_full_build(project, "2024-06-03 00:00:00")
+
+    # A macro called only when the view builds incrementally counts too: last_purchase_v1,
+    # support_tickets_v1 and customer_profile_v1 call featurekit.newest in their
+    # `{% if is_incremental() %}` branch (the windowed views through window_events).
+    edit(project / "dbt_packages" / "featurekit" / "macros" / "util" / "newest.sql", "desc limit 1", "desc nulls last limit 1")
+    _, incremental = build_online(project, "2024-06-04 00:00:00")
+    assert incremental == set()
+    assert_equal_to_full_build(project, "2024-06-04 00:00:00")
 
 
 @pytest.mark.slow

@@ -11,15 +11,25 @@ first and an incremental build (is_incremental()), and is absent after `dbt pars
 checksum is instead a SHA-256 over
   - the model's raw SQL (the Jinja source, refs as written) with whitespace runs collapsed,
     so line endings and indentation do not count;
-  - the source of each macro of this project the model calls, directly or through other
-    macros, including every adapter implementation (`duckdb__x`, `default__x`) of a macro
-    `x` that dispatches: an edit to the DuckDB join changes DuckDB's numbers (dbt's own
-    macros are left out: they change with the dbt version, not with the feature);
+  - the source of each macro of the model's package and of featurekit's that the model
+    reaches, read from the Jinja source of the model and of each macro, every branch
+    included, with every adapter implementation (`duckdb__x`, `default__x`) of a macro `x`
+    that dispatches: an edit to the DuckDB join changes DuckDB's numbers. The rule is
+    featurekit.reached_macros, which the online tables' view_definition uses too; not dbt's
+    depends_on, which records only the calls of one run (a parse takes no
+    `{% if is_incremental() %}` branch, an incremental build does). dbt's own macros are left
+    out: they change with the dbt version, not with the feature;
   - the settings that change its values: entity, keys, timestamp and availability columns,
     ttl in seconds, and each feature's name, kind, source, unit and fill.
 Descriptions, owner and freshness are documentation and may change freely. Upstream models
 are not covered: a view that must not move with its inputs should select from versioned or
 locked inputs.
+
+The project is read from a manifest that `dbt parse` writes into .featurekit/parse/ on every
+check, never from target/: what dbt last did there (a parse, a first or an incremental build)
+must not change the result, and dbt's partial parsing re-reads a file by its content, not
+its modification time (a schema YAML file whose modification time is exactly the one dbt
+recorded is trusted, as dbt's own builds trust it; CI's fresh clone has no saved parse).
 """
 
 from __future__ import annotations
@@ -72,15 +82,17 @@ def read_lock(project: Project) -> dict[str, dict]:
 def view_checksums(project: Project) -> dict[str, dict]:
     """Every feature view version's checksum, as the lock file records it."""
     nodes = project.manifest["nodes"]
-    macros = project.manifest["macros"]
-    packages = {project.config.get("name"), "featurekit"}
+    sources: dict[str, dict] = {}  # by the model's package
     checksums = {}
     for ref, view in feature_views(project).items():
         node = nodes[view["unique_id"]]
-        called = _macro_closure(node["depends_on"]["macros"], macros, packages)
+        package = node["package_name"]
+        if package not in sources:
+            sources[package] = _macro_sources(project, [package, "featurekit"])
+        reached = project.macros.call("reached_macros", node["raw_code"], package, sources[package])
         definition = {
             "sql": _collapse(node["raw_code"]),
-            "macros": {m: _collapse(macros[m]["macro_sql"]) for m in sorted(called)},
+            "macros": {uid: _collapse(_source(sources[package], uid)) for uid in reached},
             "settings": {k: view[k] for k in _VALUE_SETTINGS},
             "features": [{k: f.get(k) for k in _FEATURE_SETTINGS} for f in view["features"]],
         }
@@ -89,26 +101,18 @@ def view_checksums(project: Project) -> dict[str, dict]:
     return checksums
 
 
-def _macro_closure(direct: list[str], macros: dict, packages: set[str]) -> set[str]:
-    """The macros of the project and of featurekit's package that `direct` reach: those
-    they call, and the adapter implementations of each (dbt records
-    `adapter.dispatch('x')` as a call to x only)."""
-    ours = {uid: macro for uid, macro in macros.items() if macro.get("package_name") in packages}
-    implementations: dict[str, list[str]] = {}
-    for uid, macro in ours.items():
-        adapter, separator, name = macro["name"].partition("__")
-        if separator and adapter:
-            implementations.setdefault(name, []).append(uid)
-    reached: set[str] = set()
-    pending = [uid for uid in direct if uid in ours]
-    while pending:
-        uid = pending.pop()
-        if uid in reached:
-            continue
-        reached.add(uid)
-        pending += [m for m in ours[uid]["depends_on"]["macros"] if m in ours]
-        pending += implementations.get(ours[uid]["name"], [])
-    return reached
+def _macro_sources(project: Project, packages: list[str]) -> dict[str, dict[str, str]]:
+    """{package: {macro name: source}}, as featurekit.reached_macros takes them."""
+    sources: dict[str, dict[str, str]] = {package: {} for package in packages}
+    for macro in project.manifest["macros"].values():
+        if macro["package_name"] in sources:
+            sources[macro["package_name"]][macro["name"]] = macro["macro_sql"]
+    return sources
+
+
+def _source(sources: dict[str, dict[str, str]], uid: str) -> str:
+    _, package, name = uid.split(".")
+    return sources[package][name]
 
 
 def check(project_dir=None, progress: Callable[[str], None] = _quiet) -> dict:
@@ -179,20 +183,13 @@ def _write_lock(project: Project, views: dict) -> None:
 
 
 def _parsed_project(project_dir, progress) -> Project:
-    """The project with a manifest that matches its files: target/manifest.json when it is
-    current, else one `dbt parse` writes into .featurekit/parse/ (kept, so the next check
-    re-parses only what changed), leaving target/ describing what was built. A released
-    version removed while a model or exposure still refs it makes dbt fail: that failure is
-    reported in featurekit's terms."""
+    """The project as `dbt parse` reads its files now, into .featurekit/parse/ (kept, so the
+    next check re-parses only what changed; seeded once from target/), leaving target/
+    describing what was built. A released version removed while a model or exposure still
+    refs it makes dbt fail: that failure is reported in featurekit's terms."""
     project = Project(project_dir)
     parsed = _ParsedProject(project_dir, project.root / ".featurekit" / "parse")
-    for candidate in (project, parsed):
-        try:
-            candidate.manifest
-            return candidate
-        except FeaturekitError:
-            pass
-    progress("dbt parse (target/manifest.json is missing or older than the project files)")
+    progress("dbt parse")
     parsed.target_dir.mkdir(parents=True, exist_ok=True)
     previous = project.target_dir / "partial_parse.msgpack"
     if previous.is_file() and not (parsed.target_dir / previous.name).is_file():
@@ -210,7 +207,7 @@ def _parsed_project(project_dir, progress) -> Project:
         if problems:
             raise CheckFailed("\n".join(problems)) from None
         raise
-    return _ParsedProject(project_dir, parsed.target_dir)
+    return parsed
 
 
 class _ParsedProject(Project):

@@ -4,12 +4,13 @@ The SQL of the point-in-time rules lives only in the dbt macros. To build a trai
 without paying for a dbt invocation (seconds), this module renders those same macros, read
 from dbt's manifest (so exactly the text dbt uses), with jinja2 and the small part of dbt's
 context they need: adapter.dispatch, adapter.quote, exceptions.raise_compiler_error,
-return(), graph and execute.
+return(), graph, execute and modules.re.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import jinja2
@@ -106,6 +107,7 @@ class MacroRenderer:
             "return": _return,
             "exceptions": {"raise_compiler_error": _raise_compiler_error},
             "execute": True,
+            "modules": {"re": re},
             "graph": {
                 "nodes": manifest.get("nodes", {}),
                 "exposures": manifest.get("exposures", {}),

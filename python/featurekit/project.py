@@ -17,7 +17,6 @@ from .macros import MacroRenderer
 from .profiles import Target, load_target
 
 
-
 class Project:
     """A dbt project directory: dbt_project.yml, target/manifest.json, the dbt target it
     builds with and the warehouse."""
@@ -61,44 +60,77 @@ class Project:
     def manifest_path(self) -> Path:
         return self.target_dir / "manifest.json"
 
-    def source_paths(self) -> list[Path]:
-        """The files whose edits make the manifest stale."""
+    def source_paths(self) -> list[str]:
+        """The files whose edits make the manifest stale (following links: `dbt deps` links a
+        local package, featurekit's among them, into dbt_packages/)."""
         folders = [
             *self.config.get("model-paths", ["models"]),
             *self.config.get("macro-paths", ["macros"]),
             self.config.get("packages-install-path", "dbt_packages"),  # featurekit's package among them
         ]
-        files = [self.root / "dbt_project.yml"]
+        files = [os.path.join(self.root, "dbt_project.yml")]
         for folder in folders:
-            files.extend(p for p in (self.root / folder).rglob("*") if p.suffix in {".sql", ".yml", ".yaml"})
+            for directory, _, names in os.walk(self.root / folder, followlinks=True):
+                files.extend(os.path.join(directory, name) for name in names if name.endswith((".sql", ".yml", ".yaml")))
         return files
 
-    def _check_manifest_current(self) -> None:
+    def _check_manifest_current(self, manifest: dict) -> None:
+        """Raises unless the manifest describes the project's files as they are. Content
+        decides where the manifest records it: a model's SQL file must have the checksum dbt
+        gave it (so an edit carrying an old modification time counts, and a file touched but
+        unchanged does not), and each macro's text must still be in its file. The manifest
+        records no content of the rest (YAML, dbt_project.yml, new files, what a macro file
+        holds besides its macros): those count as changed when modified after it was written.
+        Costs a few milliseconds: the files are small and read once."""
+        models, macros = self._recorded_content(manifest)
+        written = self.manifest_path.stat().st_mtime
+        files = self.source_paths()
+        changed = [p for p in files if p in models and _dbt_checksum(p) != models[p]]
+        changed += [p for p in models if not os.path.isfile(p)]
+        changed += [p for p, texts in macros.items() if not os.path.isfile(p) or not _holds_all(p, texts)]
+        changed += [p for p in files if p not in models and os.stat(p).st_mtime > written]
+        if changed:
+            raise FeaturekitError(
+                f"{self._rel(Path(changed[0]))} changed after dbt last ran, so {self._rel(self.manifest_path)} and the "
+                "warehouse may not match it: run `featurekit refresh` (or `dbt build`)"
+            )
+
+    def _recorded_content(self, manifest: dict) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """What the manifest records of the project's files: {model file: dbt's checksum} and
+        {macro file: the text of each of its macros}. dbt's own packages live with dbt, not here."""
+        install_path = self.root / self.config.get("packages-install-path", "dbt_packages")
+        roots = {p.name: str(p) for p in install_path.iterdir()} if install_path.is_dir() else {}
+        roots[self.config.get("name")] = str(self.root)
+        models = {}
+        for node in manifest.get("nodes", {}).values():
+            if node.get("resource_type") == "model" and node["package_name"] in roots and node["checksum"]["name"] == "sha256":
+                models[os.path.join(roots[node["package_name"]], node["original_file_path"])] = node["checksum"]["checksum"]
+        macros: dict[str, list[str]] = {}
+        for macro in manifest.get("macros", {}).values():
+            if macro["package_name"] in roots:
+                path = os.path.join(roots[macro["package_name"]], macro["original_file_path"])
+                macros.setdefault(path, []).append(macro["macro_sql"])
+        return models, macros
+
+    @cached_property
+    def manifest_bytes(self) -> bytes:
         if not self.manifest_path.is_file():
             raise FeaturekitError(
                 f"{self._rel(self.manifest_path)} not found: run `featurekit refresh` (or `dbt build`) in {self.root} first"
             )
-        built = self.manifest_path.stat().st_mtime
-        newer = [p for p in self.source_paths() if p.stat().st_mtime > built]
-        if newer:
-            raise FeaturekitError(
-                f"{self._rel(newer[0])} changed after dbt last ran, so {self._rel(self.manifest_path)} and the warehouse "
-                "may not match it: run `featurekit refresh` (or `dbt build`)"
-            )
-
-    @cached_property
-    def manifest_bytes(self) -> bytes:
-        self._check_manifest_current()
         return self.manifest_path.read_bytes()
 
     @cached_property
     def manifest(self) -> dict:
         manifest = json.loads(self.manifest_bytes)
+        self._check_manifest_current(manifest)
         require_package(manifest)
         return manifest
 
     @cached_property
     def manifest_sha256(self) -> str:
+        """The hash of a manifest that passed `manifest`'s checks."""
+        self.manifest
         return hashlib.sha256(self.manifest_bytes).hexdigest()
 
     @cached_property
@@ -142,6 +174,17 @@ class Project:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+
+def _dbt_checksum(path: str) -> str:
+    """dbt's checksum of a file: the SHA-256 of its UTF-8 text without leading and trailing whitespace."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read().decode("utf-8").strip().encode("utf-8")).hexdigest()
+
+
+def _holds_all(path: str, texts: list[str]) -> bool:
+    content = Path(path).read_text()
+    return all(text in content for text in texts)
 
 
 def _sql_string(value) -> str:

@@ -20,9 +20,9 @@
     A view dropped and built again (to take in restated, deleted or late events older than
     its watermark) breaks that contract: the count and sum of the change column over its
     rows loaded up to W, kept from the previous build, then differ, and the online table
-    is rebuilt in full. So does a changed definition of the view (its SQL or a project macro
-    it reaches): a view rebuilt with new logic over the same loads holds new values under
-    the same load times. So does an earlier as-of time, a missing state, an online table
+    is rebuilt in full. So does a changed definition of the view (its SQL or a macro it
+    reaches in any branch, featurekit.reached_macros): a view rebuilt with new logic over
+    the same loads holds new values under the same load times. So does an earlier as-of time, a missing state, an online table
     whose columns are not those it would now be built with (a feature column documented
     since) or --full-refresh.
     The state (the as-of time, which publish records; watermark, count, sum, definition,
@@ -273,30 +273,23 @@
   {{ adapter.rename_relation(tmp, state) }}
 {% endmacro %}
 
-{#- A digest of what a feature view's rows follow from: its SQL and every project macro it
-    reaches, with this adapter's and the default implementation of dispatched ones (dbt may
-    record a dispatch as a call to the dispatching macro only). The same reach as
-    `featurekit lock` (lockfile.py), which works from the manifest outside dbt; this one
-    runs inside the build, from dbt's own graph and macros. -#}
+{#- A digest of what a feature view's rows follow from: its SQL and every macro of its
+    package and featurekit's that it reaches (featurekit.reached_macros, the same reach as
+    `featurekit lock`), read from dbt's macros in this build. -#}
 {% macro view_definition(view) %}
   {%- set node = graph.nodes[view.unique_id] -%}
-  {%- set packages = [node.package_name, 'featurekit'] -%}
-  {%- set reached = [] -%}
-  {%- set texts = [node.raw_code] -%}
-  {%- set pending = node.depends_on.macros | list -%}
-  {#- a bounded loop stands in for a while loop, which Jinja has not -#}
-  {%- for _ in range(10000) if pending -%}
-    {%- set uid = pending.pop() -%}
-    {%- set package, name = uid.split('.')[1], uid.split('.')[-1] -%}
-    {%- set namespace = context if package == node.package_name else context.get(package) -%}
-    {%- set found = namespace.get(name) if package in packages and namespace is not none and uid not in reached else none -%}
-    {%- set macro = found.macro if found is not none and found.macro is defined else none -%}
-    {%- if macro is not none and macro.package_name == package -%}
-      {%- do reached.append(uid) -%}
-      {%- do texts.append(uid ~ '\n' ~ macro.macro_sql) -%}
-      {%- do pending.extend(macro.depends_on.macros) -%}
-      {%- do pending.extend(['macro.' ~ package ~ '.' ~ adapter.type() ~ '__' ~ name, 'macro.' ~ package ~ '.default__' ~ name]) -%}
-    {%- endif -%}
+  {%- set sources = {} -%}
+  {%- for package in [node.package_name, 'featurekit'] -%}
+    {%- set macros = {} -%}
+    {%- for name, macro in (context.get(package) or {}).items() if macro.macro is defined -%}
+      {%- do macros.update({name: macro.macro.macro_sql}) -%}
+    {%- endfor -%}
+    {%- do sources.update({package: macros}) -%}
   {%- endfor -%}
-  {{ return(local_md5((texts[:1] + (texts[1:] | sort | list)) | join('\n'))) }}
+  {%- set texts = [node.raw_code] -%}
+  {%- for uid in featurekit.reached_macros(node.raw_code, node.package_name, sources) -%}
+    {%- set package, name = uid.split('.')[1:] -%}
+    {%- do texts.append(uid ~ '\n' ~ sources[package][name]) -%}
+  {%- endfor -%}
+  {{ return(local_md5(texts | join('\n'))) }}
 {% endmacro %}
