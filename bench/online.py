@@ -13,9 +13,10 @@
    100 keys (p50/p99), against two baselines: a parametrized DuckDB query on the same
    snapshot file (the views left-joined on the key, no ttl/fill work) and a Python dict of
    ready vectors.
-3. HTTP: `featurekit serve` on 127.0.0.1 in its own process, driven from another process at a
-   fixed rate (open loop, keep-alive connections) for --http-seconds: throughput and p50/p99
-   as the client sees them, one key per request.
+3. HTTP: `featurekit serve` on 127.0.0.1 with 1 worker, then 2, driven from another process
+   over keep-alive connections for --http-seconds each: one key at --http-rate and 100 keys
+   at 500 req/s (open loop: p50/p99 as the client sees them), 100 keys as fast as 16
+   connections go (closed loop: requests/s), and each worker's memory.
 Prints one table; figures go to bench/README.md by hand.
 """
 
@@ -50,43 +51,70 @@ DAY_TABLES = {  # table: (time columns shifted by a day, id column or None)
     "raw_support_tickets": (["opened_ts"], "ticket_id"),
     "raw_customers": (["valid_from"], None),
 }
-TARGETS = {"single key p99 ms": 0.1, "100 keys p99 ms": 1.0, "HTTP p99 ms": 5.0, "refresh + publish s": 10.0, "logging p99 ratio": 1.10}
+TARGETS = {"single key p99 ms": 0.03, "100 keys p99 ms": 0.5, "HTTP p99 ms": 5.0, "refresh + publish s": 10.0, "logging p99 ratio": 1.10}
 CALLS = 10_000
 
-# The HTTP client runs in its own process so that it does not share the server's GIL.
+# The HTTP client runs in its own process so that it does not share the server's GIL, and
+# does as little as it can: requests encoded beforehand (random keys), raw sockets, the
+# response read by its Content-Length and not parsed. "open": each request has its own send
+# time (rate per second over all connections); "closed": each connection sends its next
+# request as soon as the answer is in (throughput).
 _CLIENT = r"""
-import http.client, json, sys, threading, time
-host, port, rate, seconds, threads, max_key = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-import random
+import json, random, socket, sys, threading, time
+host, port, mode, rate, seconds, connections, keys, max_key, token, kind = sys.argv[1:11]
+port, rate, seconds, connections, keys, max_key = int(port), float(rate), float(seconds), int(connections), int(keys), int(max_key)
+rng = random.Random(7)
+def request():
+    ids = [rng.randint(1, max_key) for _ in range(keys)]
+    if kind == "feast":  # Feast's feature server: POST /get-online-features
+        path, body = "/get-online-features", {"features": FEAST_FEATURES, "entities": {"customer_id": ids}}
+    else:
+        path, body = "/v1/features/churn_model", {"keys": [{"customer_id": i} for i in ids]}
+        if keys > 1:
+            body["format"] = "rows"
+    data = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+    return (head + (f"Authorization: Bearer {token}\r\n" if token != "-" else "") + "\r\n").encode() + data
+requests = [request() for _ in range(2000)]
 latencies, errors, late = [], [], []
-start = time.perf_counter() + 0.2
+start = time.perf_counter() + 0.3
+def answer(sock, buffer):
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head[9:12]), rest[length:]
 def worker(i):
-    rng = random.Random(i)
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    n = 0
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    n, buffer = 0, b""
     while True:
-        due = start + (n * threads + i) / rate   # open loop: each request has its own send time
-        if due > start + seconds:
+        due = start + (n * connections + i) / rate if mode == "open" else time.perf_counter()
+        if (due if mode == "open" else time.perf_counter()) > start + seconds:
             return
         wait = due - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        body = json.dumps({"keys": [{"customer_id": rng.randint(1, max_key)}]})
         sent = time.perf_counter()
         try:
-            conn.request("POST", "/v1/features/churn_model", body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse(); response.read()
-            if response.status != 200:
-                errors.append(response.status)
+            sock.sendall(requests[(n * connections + i) % len(requests)])
+            status, buffer = answer(sock, buffer)
+            if status != 200:
+                errors.append(status)
         except Exception as e:
-            errors.append(repr(e)); conn = http.client.HTTPConnection(host, port, timeout=10)
-        latencies.append(time.perf_counter() - sent)
-        late.append(sent - due > 0.001)
+            errors.append(repr(e)); sock = socket.create_connection((host, port)); buffer = b""
+        if sent >= start:
+            latencies.append(time.perf_counter() - sent)
+            late.append(mode == "open" and sent - due > 0.001)
         n += 1
-workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+workers = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
 [w.start() for w in workers]; [w.join() for w in workers]
-elapsed = time.perf_counter() - start
-print(json.dumps({"latencies": latencies, "errors": len(errors), "late": sum(late), "elapsed": elapsed}))
+print(json.dumps({"latencies": latencies, "errors": len(errors), "late": sum(late), "elapsed": seconds}))
 """
 
 
@@ -98,6 +126,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3, help="incremental refreshes, each after loading one more day of data")
     parser.add_argument("--rebuild", action="store_true", help="build the bench project again from scratch")
     parser.add_argument("--serve-only", action="store_true", help="skip the refresh and publish timings; serve the current snapshot")
+    parser.add_argument("--no-feast", action="store_true", help="skip Feast's feature server beside it")
     args = parser.parse_args()
 
     project = prepare_project(args.scale, args.rebuild)
@@ -129,13 +158,16 @@ def main() -> None:
 
     from featurekit import OnlineStore
 
+    before = rss_mib()
     started = time.perf_counter()
     store = OnlineStore(online)
     load_s = time.perf_counter() - started
-    rows.append(report(["OnlineStore load (into memory)", seconds(load_s), "", f"RSS {rss_mib()} MiB"]))
+    rows.append(report(["OnlineStore open (mapped)", f"{load_s * 1000:.0f} ms", "", f"target <= 1 s; RSS +{rss_mib() - before} MiB"]))
     rows += [report(row) for row in in_process(store, online / f"{snapshot_id}.duckdb", manifest, keys)]
     rows += [report(row) for row in logging_cost(store, online, keys)]
-    rows += [report(row) for row in over_http(project, keys, args.http_rate, args.http_seconds)]
+    rows += over_http(project, keys, args.http_rate, args.http_seconds)
+    if not args.no_feast:
+        rows += feast_baseline(online / f"{snapshot_id}.duckdb", keys, args.http_rate, args.http_seconds)
     print()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
     print(format_table(["measure", "value", "baseline", "note"], rows))
@@ -304,23 +336,134 @@ def _vectors(store, keys: int):
 
 
 def over_http(project: Path, keys: int, rate: float, seconds_: float) -> list[list]:
-    server = subprocess.Popen([featurekit(), "serve", "--port", "0", "--project-dir", str(project)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(re.search(r":(\d+) ", server.stderr.readline()).group(1))
-        rows = []
-        for threads, label in ((8, f"HTTP {rate:,.0f} req/s, 1 key"),):
-            out = subprocess.run([sys.executable, "-c", _CLIENT, "127.0.0.1", str(port), str(rate), str(seconds_), str(threads), str(keys)],
-                                 capture_output=True, text=True, check=True)
-            result = json.loads(out.stdout)
-            lat = result["latencies"]
-            rows.append([f"{label} p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
-                         f"{len(lat) / result['elapsed']:,.0f} req/s done, {result['errors']} errors, {result['late']} sent >1 ms late",
-                         f"target p99 <= {TARGETS['HTTP p99 ms']} ms"])
-        return rows
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    """`featurekit serve` with one worker, then two: single keys at `rate`, 100-key batches
+    (the compact rows format) at 500 req/s, and as fast as 16 connections go; each worker's
+    memory at the end (RSS, and its private part: what one more worker costs)."""
+    rows = []
+    for workers in (1, 2):
+        with serving(project, workers) as (port, server):
+            label = f"{workers} worker{'s' if workers > 1 else ''}"
+            client(port, "open", 200, 2, 1, 1, keys)  # warm-up: the pages a lookup touches
+            runs = [("open", rate, 8, 1, f"1 key at {rate:,.0f} req/s"), ("closed", 0, 16, 1, "1 key, 16 connections"),
+                    ("open", 500, 8, 100, "100 keys at 500 req/s"), ("closed", 0, 16, 100, "100 keys, 16 connections")]
+            if workers > 1:
+                runs.append(("open", 1000, 16, 100, "100 keys at 1,000 req/s"))
+            for mode, per_second, connections, size, what in runs:
+                result = client(port, mode, per_second or 1, seconds_, connections, size, keys)
+                lat = result["latencies"]
+                done = len(lat) / result["elapsed"]
+                THROUGHPUT[(workers, what)] = done
+                rows.append(report([f"HTTP {label}, {what}: p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
+                                    f"{done:,.0f} req/s, {result['errors']} errors, {result['late']} sent >1 ms late", ""]))
+            memory = [worker_memory(pid) for pid in worker_pids(server)]
+            rows.append(report([f"HTTP {label}: memory per worker", "; ".join(f"RSS {r:,} MiB (private {p:,})" for r, p in memory), "", ""]))
+    ratio = THROUGHPUT[(2, "100 keys, 16 connections")] / THROUGHPUT[(1, "100 keys, 16 connections")]
+    rows.append(report(["HTTP 100 keys, 16 connections: 2 workers / 1", f"{ratio:.2f}x", "", "target >= 1.6x"]))
+    return rows
+
+
+THROUGHPUT: dict = {}
+
+
+class serving:
+    def __init__(self, project: Path, workers: int):
+        self.args = [featurekit(), "serve", "--port", "0", "--workers", str(workers), "--project-dir", str(project)]
+
+    def __enter__(self):
+        self.server = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        port = int(re.search(r":(\d+) ", self.server.stderr.readline()).group(1))
+        return port, self.server
+
+    def __exit__(self, *exc):
+        self.server.send_signal(signal.SIGTERM)
+        self.server.wait(timeout=30)
+
+
+def client(port: int, mode: str, rate: float, seconds_: float, connections: int, size: int, keys: int, kind: str = "featurekit") -> dict:
+    code = f"FEAST_FEATURES = {FEAST_FEATURES!r}\n" + _CLIENT
+    out = subprocess.run([sys.executable, "-c", code, "127.0.0.1", str(port), mode, str(rate), str(seconds_),
+                          str(connections), str(size), str(keys), "-", kind], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+# Feast (0.67) beside it, if it installs (in its own venv: its dependencies are not dbt's):
+# one feature view of the same snapshot's rows in its SQLite online store, `feast serve`.
+FEAST_VENV = BENCH / "out" / "feast-venv"
+FEAST_VIEW = "customer_profile_v1"
+FEAST_FEATURES = [f"{FEAST_VIEW}:plan", f"{FEAST_VIEW}:signup_ts"]
+FEAST_REPO = """
+from datetime import timedelta
+from feast import Entity, FeatureView, Field, FileSource
+from feast.types import String, UnixTimestamp
+customer = Entity(name="customer", join_keys=["customer_id"])
+source = FileSource(path="{path}", timestamp_field="event_timestamp")
+view = FeatureView(name="{view}", entities=[customer], ttl=timedelta(days=3650),
+                   schema=[Field(name="plan", dtype=String), Field(name="signup_ts", dtype=UnixTimestamp)], source=source)
+"""
+
+
+def feast_baseline(snapshot_db: Path, keys: int, rate: float, seconds_: float) -> list[list]:
+    feast = FEAST_VENV / "bin" / "feast"
+    if not feast.exists():
+        created = subprocess.run([sys.executable, "-m", "venv", str(FEAST_VENV)]).returncode == 0 and subprocess.run(
+            [str(FEAST_VENV / "bin" / "pip"), "install", "-q", "feast==0.67.0"]).returncode == 0
+        if not created:
+            return [report(["Feast", "did not install", "", ""])]
+    repo = BENCH / "out" / f"feast_{keys}"
+    rows = []
+    if not (repo / "data" / "online.db").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        (repo / "data").mkdir(parents=True)
+        with duckdb.connect(str(snapshot_db), read_only=True) as con:
+            con.execute(f"COPY (SELECT customer_id, plan, signup_ts, __fk_feature_ts AS event_timestamp FROM {FEAST_VIEW}) "
+                        f"TO '{repo / 'data' / 'profile.parquet'}' (FORMAT parquet)")
+        (repo / "feature_store.yaml").write_text(
+            "project: fkbench\nregistry: data/registry.db\nprovider: local\nonline_store: {type: sqlite, path: data/online.db}\n"
+            "offline_store: {type: file}\nentity_key_serialization_version: 3\n")
+        (repo / "features.py").write_text(FEAST_REPO.format(path=repo / "data" / "profile.parquet", view=FEAST_VIEW))
+        subprocess.run([str(feast), "apply"], cwd=repo, check=True, capture_output=True)
+        started = time.perf_counter()
+        subprocess.run([str(feast), "materialize", "2000-01-01T00:00:00", "2100-01-01T00:00:00"], cwd=repo, check=True, capture_output=True)
+        rows.append(report([f"Feast: materialize {keys:,} keys of {FEAST_VIEW} into SQLite", seconds(time.perf_counter() - started), "", ""]))
+    for workers in (1, 2):
+        server = subprocess.Popen([str(feast), "serve", "--port", "6577", "--workers", str(workers), "--no-access-log",
+                                   "--max-requests", "1000000"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while subprocess.run(["curl", "-s", "-o", "/dev/null", "localhost:6577/health"]).returncode != 0:
+                assert time.monotonic() < deadline and server.poll() is None, "feast serve did not start"
+                time.sleep(0.5)
+            label = f"Feast serve {workers} worker{'s' if workers > 1 else ''}"
+            client(6577, "open", 200, 2, 1, 1, keys, "feast")  # warm-up
+            for mode, per_second, connections, size, what in (("open", rate, 8, 1, f"1 key at {rate:,.0f} req/s"),
+                                                               ("closed", 0, 16, 1, "1 key, 16 connections"),
+                                                               ("closed", 0, 16, 100, "100 keys, 16 connections")):
+                result = client(6577, mode, per_second or 1, seconds_, connections, size, keys, "feast")
+                lat = result["latencies"]
+                rows.append(report([f"{label}, {what}: p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
+                                    f"{len(lat) / result['elapsed']:,.0f} req/s, {result['errors']} errors", "1 view, 2 features"]))
+            memory = [worker_memory(pid) for pid in worker_pids(server)]
+            rows.append(report([f"{label}: memory per worker", "; ".join(f"RSS {r:,} MiB (private {p:,})" for r, p in memory), "", ""]))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    return rows
+
+
+def worker_pids(server) -> list[int]:
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return [int(pid) for pid in children] or [server.pid]
+
+
+def worker_memory(pid: int) -> tuple[int, int]:
+    """RSS and private (not shared with another process) memory, in MiB."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                fields[name] = int(value.split()[0])
+    return fields["Rss"] // 1024, (fields["Private_Clean"] + fields["Private_Dirty"]) // 1024
 
 
 def latencies(call, inputs) -> list[float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -24,12 +25,13 @@ def copy_built_project(built_project: Path, destination: Path) -> Path:
 
 
 @contextmanager
-def running_server(*args: str, cwd: Path | None = None):
-    """`featurekit serve --port 0 ARGS` in a subprocess; yields (base URL, process). Stops it
-    with SIGTERM, as a process manager would."""
+def running_server(*args: str, cwd: Path | None = None, open_files: int | None = None):
+    """`featurekit serve --port 0 ARGS` in a subprocess (at most `open_files` open files);
+    yields (base URL, process). Stops it with SIGTERM, as a process manager would."""
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))) if open_files else None
     process = subprocess.Popen(
         [sys.executable, "-m", "featurekit", "serve", "--port", "0", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
     )
     try:
         line = process.stderr.readline()
@@ -77,3 +79,10 @@ def _same_number(x, y) -> bool:
     integer column with nulls to float); dtypes are checked separately."""
     numbers = (int, float)
     return isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool) and x == y
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (what a killed writer leaves in a file name)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

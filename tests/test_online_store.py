@@ -3,7 +3,9 @@ served-feature log."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from datetime import datetime, timedelta
 
 import duckdb
@@ -13,7 +15,9 @@ import pytest
 from featurekit import FeaturekitError, OnlineStore
 from featurekit.online.publish import publish
 from featurekit.monitor.served_log import ServedLog
-from online_helpers import copy_built_project
+from featurekit.online.snapshots import SnapshotDir
+from conftest import featurekit_cli
+from online_helpers import copy_built_project, dead_pid
 
 AT = "2024-10-20T12:00:00Z"
 
@@ -195,3 +199,62 @@ def _assert_batch_is_one_by_one(store, keys, times):
         for at in times:
             batch = store.get(feature_set, keys, request_ts=at)
             assert repr(batch) == repr([store.get(feature_set, key, request_ts=at) for key in keys]), (feature_set, at)
+
+
+@pytest.mark.slow
+def test_served_log_removes_the_temporary_files_of_a_killed_server(built_project, tmp_path):
+    folder = tmp_path / "churn_model"
+    folder.mkdir()
+    stale = folder / f".served-20240101T000000-1.parquet.{dead_pid()}.tmp"
+    live = folder / f".served-20240101T000000-2.parquet.{os.getppid()}.tmp"  # another server, still running
+    for path in (stale, live):
+        path.write_bytes(b"x" * 10_000)
+    store = OnlineStore(built_project / "online", log_dir=tmp_path)
+    store.get("churn_model", 1, request_ts=AT)
+    store.close()
+    assert not stale.exists() and live.exists()
+    assert len(list(folder.glob("served-*.parquet"))) == 1
+
+
+@pytest.mark.slow
+def test_a_snapshot_mapped_by_a_reader_survives_publish_and_clean_up(project):
+    online = project / "online"
+    old = OnlineStore(online, snapshot=SnapshotDir(online).current_id())
+    keys = list(range(1, 60))
+    before = old.get("churn_model", keys, request_ts=AT)
+    for _ in range(3):
+        publish(project, keep=1)  # prunes the old snapshot: its files are unlinked
+    assert not SnapshotDir(online).serving(old.snapshot_id).exists()
+    assert old.get("churn_model", keys, request_ts=AT) == before
+    assert old.get("churn_model", 7, request_ts=AT) == before[6]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_bad_serving_files_fail_in_one_line_naming_the_snapshot_and_the_previous_keeps_serving(project, damage):
+    online = project / "online"
+    snapshots = SnapshotDir(online)
+    served = snapshots.current_id()
+    store = OnlineStore(online, check_every=0)
+    bad = publish(project)["snapshot_id"]
+    snapshots.switch(served)
+    assert store.get("churn_model", 3, request_ts=AT)["customer_id"] == 3 and store.snapshot_id == served
+    rows = snapshots.serving(bad) / "customer_orders_v1.rows.arrow"
+    size = rows.stat().st_size
+    if damage == "truncated":
+        with open(rows, "r+b") as f:
+            f.truncate(size // 2)
+        reason = f"serving file customer_orders_v1.rows.arrow is {size // 2:,} bytes, not {size:,}"
+    else:
+        rows.write_bytes(b"x" * size)
+        reason = "serving file customer_orders_v1.rows.arrow cannot be read: "
+    snapshots.switch(bad)  # as a publish that wrote bad files would have
+    result = featurekit_cli("get", "--feature-set", "churn_model", "1", "--online-dir", str(online), check=False)
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"Error: snapshot {bad} in {online} is damaged: {reason}"), result.stderr
+    deadline = time.monotonic() + 10
+    while store.reload_error is None and time.monotonic() < deadline:
+        store.get("churn_model", 3, request_ts=AT)  # starts the background load
+        time.sleep(0.01)
+    assert store.failed_snapshot == bad and reason in store.reload_error
+    assert store.snapshot_id == served and store.get("churn_model", 3, request_ts=AT)["customer_id"] == 3

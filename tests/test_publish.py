@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from featurekit.online.store import OnlineStore
 from featurekit.online.publish import publish
 from featurekit.online.snapshots import SnapshotDir
 from conftest import featurekit_cli
-from online_helpers import copy_built_project
+from online_helpers import copy_built_project, dead_pid
 
 
 @pytest.fixture
@@ -153,3 +154,106 @@ def test_snapshot_manifest_is_plain_json(built_project):
     snapshots = SnapshotDir(built_project / "online")
     text = snapshots.manifest_path(snapshots.require_current()).read_text()
     assert json.loads(text)["snapshot_id"] == snapshots.current_id()
+
+
+def damage(path) -> None:
+    """Cuts a file to half its size, as a full disk or a bad copy would leave it."""
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.slow
+def test_rollback_to_a_damaged_snapshot_fails_and_changes_nothing(project):
+    online = project / "online"
+    snapshots = SnapshotDir(online)
+    first = snapshots.current_id()
+    second = publish(project)["snapshot_id"]
+    damage(snapshots.database(first))
+    for args in (["--to", first], []):
+        result = featurekit_cli("rollback", *args, "--project-dir", str(project), check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        error = result.stderr.strip()
+        assert error.startswith(f"Error: snapshot {first} in {online} is damaged: ") and error.count("\n") == 0, error
+        assert error.endswith(f"cannot roll back to it; {second} stays current"), error
+        assert snapshots.current_id() == second
+    assert OnlineStore(online).get("churn_model", 1)["customer_id"] == 1
+
+
+@pytest.mark.slow
+def test_rollback_follows_the_history_of_what_was_current(project):
+    """publish B, rollback, publish C, rollback: back to what was current before C, never
+    to B, the snapshot deliberately rolled back from."""
+    snapshots = SnapshotDir(project / "online")
+    first = snapshots.current_id()
+    second = publish(project)["snapshot_id"]
+    assert featurekit_cli("rollback", "--project-dir", str(project)).returncode == 0
+    assert snapshots.current_id() == first
+    third = publish(project)["snapshot_id"]
+    assert second < third and second in snapshots.ids()
+    featurekit_cli("rollback", "--project-dir", str(project))
+    assert snapshots.current_id() == first
+    again = featurekit_cli("rollback", "--project-dir", str(project), check=False)
+    assert again.returncode == 2 and "no snapshot older than the current one" in again.stderr
+    featurekit_cli("rollback", "--to", third, "--project-dir", str(project))
+    featurekit_cli("rollback", "--project-dir", str(project))  # steps back from the explicit one
+    assert snapshots.current_id() == first
+
+
+@pytest.mark.slow
+def test_publish_first_clears_what_dead_writers_left_and_half_snapshots(project):
+    """Temporary files of processes that are gone (a publish killed with -9) and snapshots
+    missing their manifest or database: removed by the next publish before it writes, so
+    even a publish that then fails (here: a view's online table is gone) frees the disk."""
+    online = project / "online"
+    snapshots = SnapshotDir(online)
+    current = snapshots.current_id()
+    pid = dead_pid()
+    stale = [online / f".20240101T000000000000Z.{pid}.duckdb.tmp", online / f".20240101T000000000000Z.{pid}.duckdb.tmp.wal",
+             online / f".CURRENT.{pid}.tmp"]
+    orphans = [snapshots.database("20240102T000000000000Z"), snapshots.manifest_path("20240103T000000000000Z")]
+    live = online / f".20240104T000000000000Z.{os.getppid()}.duckdb.tmp"  # a writer still running
+    for path in [*stale, *orphans, live]:
+        path.write_bytes(b"x" * 100_000)
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE online_support_tickets_v1")
+    result = featurekit_cli("publish", "--project-dir", str(project), check=False)
+    assert result.returncode == 2 and "online rows of support_tickets_v1" in result.stderr
+    assert [p.name for p in [*stale, *orphans] if p.exists()] == [] and live.exists()
+    assert snapshots.current_id() == current and snapshots.ids() == [current]
+
+
+@pytest.mark.slow
+def test_publish_without_a_feature_view_table_says_which_in_one_line(project):
+    with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE customer_orders_v1")
+    result = featurekit_cli("publish", "-q", "--project-dir", str(project), check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "Error: cannot read the feature views of feature set churn_model: Catalog Error: Table with name "
+        "customer_orders_v1 does not exist!; run `featurekit refresh` (or `dbt build`)\n"
+    )
+
+
+@pytest.mark.slow
+def test_publish_on_a_full_disk_says_so_in_one_line_and_keeps_the_current_snapshot(project, tmp_path):
+    """A real full disk: a 4 MiB tmpfs holding one 2.6 MB snapshot (as root), else, where
+    mounting is not allowed, a 1 MiB file size limit on the publishing process."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode == 0
+    limit = None if mounted else (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20)))
+    online = disk / "online"
+    try:
+        first = publish(project, online_dir=online)["snapshot_id"]
+        result = subprocess.run([sys.executable, "-m", "featurekit", "publish", "-q", "--project-dir", str(project),
+                                 "--online-dir", str(online)], capture_output=True, text=True, preexec_fn=limit)
+        reason = "no space left on the device" if mounted else "over the file size limit"
+        assert result.returncode == 2 and result.stderr == (
+            f"Error: cannot write the snapshot in {online}: {reason}; free space there (or publish with a lower --keep) "
+            f"and publish again; snapshot {first} stays current\n"
+        ), result.stderr
+        assert SnapshotDir(online).current_id() == first and leftovers(online) == []
+        assert OnlineStore(online).get("churn_model", 1)["customer_id"] == 1
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from featurekit import OnlineStore
+from featurekit.online.publish import publish
+from featurekit.online.snapshots import SnapshotDir
 from conftest import featurekit_cli
-from online_helpers import running_server
+from online_helpers import copy_built_project, running_server
 
 TOKEN = "s3cret-token"
 AT = "2024-10-20T12:00:00+00:00"
@@ -156,3 +168,242 @@ def test_get_cli_prints_the_online_vectors(built_project):
 def test_get_cli_bad_input(built_project, args, message):
     result = featurekit_cli("get", *args, "--project-dir", str(built_project), check=False)
     assert result.returncode == 2 and result.stderr.strip() == message and result.stdout == ""
+
+
+def wait_for(check, seconds: float = 20.0):
+    """Polls check() until it returns something true; returns that."""
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.slow
+def test_health_is_503_while_the_current_snapshot_cannot_be_loaded(built_project, tmp_path):
+    """A current snapshot that is damaged: the server keeps answering from the one it has,
+    /healthz says 503 unhealthy without naming any file, the log says why in one line; once
+    the pointer is back on a good snapshot, healthy again."""
+    project = copy_built_project(built_project, tmp_path / "project")
+    snapshots = SnapshotDir(project / "online")
+    served = snapshots.current_id()
+    damaged = served[:-2] + ("8" if served[-2] == "9" else "9") + "Z"  # a snapshot id beside it
+    shutil.copy(snapshots.manifest_path(served), snapshots.manifest_path(damaged))
+    snapshots.database(damaged).write_bytes(b"not a database" * 100)
+    with running_server("--project-dir", str(project)) as (url, process):
+        client = Client(url)
+        snapshots.switch(damaged)
+        status, health = wait_for(lambda: (r := client.request("GET", "/healthz", token=None))[0] == 503 and r)
+        assert health["status"] == "unhealthy" and health["snapshot_id"] == served
+        assert damaged in health["reload_error"] and served in health["reload_error"]
+        assert "/" not in health["reload_error"] and str(tmp_path) not in json.dumps(health)
+        status, body = client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 3}]}, token=None)
+        assert status == 200 and body["snapshot_id"] == served
+        snapshots.switch(served)
+        status, health = wait_for(lambda: (r := client.request("GET", "/healthz", token=None))[0] == 200 and r)
+        assert health["status"] == "ok" and health["reload_error"] is None
+    lines = [line for line in process.stderr.read().splitlines() if damaged in line]
+    assert len(lines) == 1 and lines[0].startswith(f"featurekit: cannot load snapshot {damaged}, still serving {served}: "), lines
+
+
+def threads_of(process) -> int:
+    with open(f"/proc/{process.pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def raw_connection(url: str, data: bytes = b"") -> socket.socket:
+    parsed = urlparse(url)
+    connection = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+    if data:
+        connection.sendall(data)
+    return connection
+
+
+def read_all(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_idle_connections_past_the_open_files_limit_do_not_starve_requests(built_project):
+    """400 idle keep-alive connections to a server allowed 256 open files: new requests are
+    still answered at once (the longest idle connection is closed for them), on a few threads."""
+    with running_server("--project-dir", str(built_project), open_files=256) as (url, process):
+        idle = [raw_connection(url) for _ in range(400)]
+        try:
+            started = time.monotonic()
+            for k in range(1, 6):
+                status, body = Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": k}]})
+                assert status == 200 and body["results"][0]["customer_id"] == k
+            assert time.monotonic() - started < 5
+            assert threads_of(process) <= 10  # not one per connection
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+@pytest.mark.slow
+def test_slow_and_idle_clients_time_out_while_others_are_served(built_project):
+    with running_server("--project-dir", str(built_project), "--client-timeout", "1", "--idle-timeout", "2") as (url, process):
+        request = "POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        half_head = raw_connection(url, request.encode())
+        half_body = raw_connection(url, (request + "Content-Length: 100\r\n\r\n" + '{"keys": [').encode())
+        idle = raw_connection(url)
+        started = time.monotonic()
+        status, _ = Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]})
+        assert status == 200 and time.monotonic() - started < 1
+        for connection in (half_head, half_body):
+            answer = read_all(connection)
+            assert answer.startswith(b"HTTP/1.1 408 ") and b'"error": "the request did not arrive within 1 s"' in answer
+        assert 1 <= time.monotonic() - started < 3
+        assert read_all(idle) == b"" and time.monotonic() - started < 4  # closed without a word
+        assert threads_of(process) <= 10  # not one per connection
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, body, status, message",
+    [
+        ("POST", {"keys": [{"customer_id": 1}], "request_ts": "0001-01-01T00:00:00+01:00"}, 400, "request_ts '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999 in UTC"),
+        ("POST", b"[" * 100_000, 400, "body is not valid JSON"),
+        ("POST", {"keys": [{"customer_id": [1]}]}, 400, "keys[0].customer_id must be an integer"),
+        ("OPTIONS", None, 405, "OPTIONS is not allowed on /v1/features/churn_model; use POST"),
+        ("PATCH", None, 405, "PATCH is not allowed on /v1/features/churn_model; use POST"),
+        ("DELETE", None, 405, "DELETE is not allowed on /v1/features/churn_model; use POST"),
+    ],
+)
+def test_every_bad_request_is_a_json_4xx(server, method, body, status, message):
+    url, _, process = server
+    raw = body if isinstance(body, bytes) else None
+    got_status, got = Client(url).request(method, "/v1/features/churn_model", None if raw else body, raw=raw)
+    assert got_status == status and isinstance(got, dict) and message in got["error"], got
+    assert process.poll() is None
+
+
+@pytest.mark.slow
+def test_head_is_a_405_without_a_body_and_two_content_lengths_a_400(server):
+    url, _, _ = server
+    connection = raw_connection(url, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = connection.recv(65536)
+    assert head.startswith(b"HTTP/1.1 405 ") and b"Content-Type: application/json" in head and head.endswith(b"\r\n\r\n")
+    connection.close()
+    body = b'{"keys": [{"customer_id": 1}]}'
+    request = b"POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    request += b"\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body
+    answer = read_all(raw_connection(url, request))
+    assert answer.startswith(b"HTTP/1.1 400 ") and b'{"error": "more than one Content-Length header"}' in answer
+
+
+@pytest.mark.slow
+def test_clients_gone_before_their_answer_are_one_line_each_not_tracebacks(built_project):
+    keys = json.dumps({"keys": [{"customer_id": k} for k in range(1000)]}).encode()
+    request = b"POST /v1/features/churn_model HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(keys) + keys
+    with running_server("--project-dir", str(built_project)) as (url, process):
+        for _ in range(20):
+            connection = raw_connection(url, request)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()  # a reset, before the answer is written
+        assert Client(url).request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, token=None)[0] == 200
+    errors = process.stderr.read()
+    assert "Traceback" not in errors and len(errors.splitlines()) <= 20, errors
+
+
+@pytest.mark.slow
+def test_the_bearer_scheme_is_case_insensitive(server):
+    url, _, _ = server
+    client = Client(url)
+    client.connection.request("POST", "/v1/features/churn_model", body=json.dumps({"keys": [{"customer_id": 1}]}),
+                              headers={"Authorization": f"bearer {TOKEN}", "Content-Type": "application/json"})
+    response = client.connection.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    assert client.request("POST", "/v1/features/churn_model", {"keys": [{"customer_id": 1}]}, token=" ")[0] == 401
+
+
+@pytest.mark.parametrize("args, environment, message", [
+    (["--token", ""], {}, "Error: the token is empty, which would let anyone in: give a token, or none to serve without one"),
+    ([], {"FEATUREKIT_TOKEN": ""}, "Error: $FEATUREKIT_TOKEN is set but empty, which would serve without a token: set a token, or unset it"),
+])
+def test_an_empty_token_is_refused(tmp_path, args, environment, message):
+    result = subprocess.run([sys.executable, "-m", "featurekit", "serve", "--port", "0", "--online-dir", str(tmp_path), *args],
+                            capture_output=True, text=True, env={**os.environ, **environment}, timeout=60)
+    assert result.returncode == 2 and result.stderr.strip() == message
+
+
+@pytest.mark.slow
+def test_serving_beyond_loopback_without_a_token_warns(built_project):
+    process = subprocess.Popen([sys.executable, "-m", "featurekit", "serve", "--host", "0.0.0.0", "--port", "0",
+                                "--project-dir", str(built_project)], stderr=subprocess.PIPE, text=True,
+                               env={k: v for k, v in os.environ.items() if k != "FEATUREKIT_TOKEN"})
+    try:
+        warning = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    assert warning.startswith("featurekit: warning: serving on 0.0.0.0 without a token: anyone who reaches this port"), warning
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+@pytest.mark.slow
+def test_two_workers_answer_every_lookup_from_one_snapshot_during_20_publishes(built_project, tmp_path):
+    """`serve --workers 2` while the snapshot is published 20 times, each with its own marker
+    in two views (plan = 'm<m>', a last purchase m days before the request): no request fails,
+    every response shows one marker throughout, that of the snapshot it names, and both
+    workers answered."""
+    project = copy_built_project(built_project, tmp_path / "project")
+    markers: dict[str, int] = {}
+
+    def mark_and_publish(marker: int) -> None:
+        with duckdb.connect(str(project / "warehouse.duckdb")) as con:
+            con.execute(f"UPDATE online_customer_profile_v1 SET plan = 'm{marker}'")
+            con.execute(f"UPDATE online_last_purchase_v1 SET last_purchase_ts = TIMESTAMP '2024-10-20 12:00:00' - INTERVAL {marker} DAYS")
+        markers[publish(project, keep=25)["snapshot_id"]] = marker
+
+    mark_and_publish(100)
+    keys = [{"customer_id": k} for k in range(1, 30)]
+    responses, failures, done = [], [], threading.Event()
+    with running_server("--project-dir", str(project), "--workers", "2") as (url, process):
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        workers = wait_for(lambda: len(pids := [int(pid) for pid in children.read_text().split()]) == 2 and pids)
+        ticks = [cpu_ticks(pid) for pid in workers]
+
+        def read() -> None:
+            client = Client(url)
+            while not done.is_set():
+                try:
+                    status, body = client.request("POST", "/v1/features/churn_model", {"keys": keys, "request_ts": AT, "format": "rows"})
+                except Exception as e:  # counted: the test fails on any
+                    failures.append(repr(e))
+                    client = Client(url)
+                    continue
+                (responses if status == 200 else failures).append(body)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        try:
+            for marker in range(101, 121):
+                mark_and_publish(marker)
+            time.sleep(2)  # the workers pick up the last one
+        finally:
+            done.set()
+            for reader in readers:
+                reader.join()
+        assert all(cpu_ticks(pid) > before for pid, before in zip(workers, ticks))
+    assert failures == []
+    assert len({r["snapshot_id"] for r in responses}) >= 3, "the workers should have served several snapshots"
+    columns = responses[0]["columns"]
+    plan, signed_up, days, bought = (columns.index(c) for c in (
+        "plan", "customer_profile_v1__feature_ts", "days_since_last_purchase", "last_purchase_v1__feature_ts"))
+    for response in responses:
+        marker = markers[response["snapshot_id"]]
+        assert {row[plan] for row in response["rows"] if row[signed_up] is not None} == {f"m{marker}"}
+        assert {row[days] for row in response["rows"] if row[bought] is not None} == {marker}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-import signal
+import logging
+import os
 
 import click
 
 from .common import echo_progress, project_options
 from ..errors import FeaturekitError
-from ..online.store import OnlineStore
+from ..online.store import OnlineStore, request_micros
 from ..online.publish import DEFAULT_KEEP, publish, rollback
-from ..online.server import INTEGER_TYPES, FeatureServer, _json_default
+from ..online.http import DEFAULT_LIMITS, Limits, listen, serve, serve_workers
+from ..online.server import FeatureServer, _json_default, check_token
 from ..online.snapshots import default_online_dir
 
 
@@ -77,10 +80,9 @@ def get_command(keys, feature_set, request_ts, snapshot, online_dir, project_dir
       featurekit get --feature-set churn_model 42 43 --request-ts 2024-05-01T09:00:00Z
     """
     store = OnlineStore(online_dir or default_online_dir(project_dir), snapshot=snapshot)
-    spec = store.feature_sets().get(feature_set)
-    if spec is None:
-        store.columns(feature_set)  # raises the unknown-feature-set error
-    served = store.lookup(feature_set, [_parse_key(text, spec) for text in keys], request_ts)
+    parser = store.keys(feature_set)  # raises the unknown-feature-set error
+    request_us = request_micros(request_ts) if request_ts is not None else None
+    served = store.lookup(feature_set, [parser.from_text(text) for text in keys], request_us, parsed=True)
     click.echo(json.dumps(
         {
             "feature_set": feature_set,
@@ -93,62 +95,68 @@ def get_command(keys, feature_set, request_ts, snapshot, online_dir, project_dir
     ))
 
 
-def _parse_key(text: str, spec: dict) -> dict:
-    names = spec["keys"]
-    if "=" not in text:
-        if len(names) != 1:
-            raise FeaturekitError(f"key '{text}': write {' '.join(n + '=VALUE' for n in names)}")
-        text = f"{names[0]}={text}"
-    key = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        if name not in names:
-            raise FeaturekitError(f"key '{text}': '{name}' is not a key column of {spec['name']} ({', '.join(names)})")
-        if spec["key_types"][name] in INTEGER_TYPES:
-            try:
-                value = int(value)
-            except ValueError:
-                raise FeaturekitError(f"key '{text}': {name} must be an integer") from None
-        key[name] = value
-    missing = [n for n in names if n not in key]
-    if missing:
-        raise FeaturekitError(f"key '{text}' lacks {', '.join(missing)}")
-    return key
-
-
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="The port (0: any free port).")
 @click.option("--token", envvar="FEATUREKIT_TOKEN", help="Require Authorization: Bearer TOKEN on /v1/* and /metrics ($FEATUREKIT_TOKEN).")
 @click.option("--max-batch", default=1000, show_default=True, type=int, help="Most keys per request (more: 413).")
+@click.option("--max-connections", default=DEFAULT_LIMITS.max_connections, show_default=True, type=int,
+              help="Most open connections (at the limit, the longest idle one is closed for a new one).")
+@click.option("--client-timeout", default=DEFAULT_LIMITS.client_timeout, show_default=True, type=float,
+              help="Seconds for a request's headers, and then its body, to arrive (else 408).")
+@click.option("--idle-timeout", default=DEFAULT_LIMITS.idle_timeout, show_default=True, type=float,
+              help="Seconds a keep-alive connection may wait for its next request.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port and the mapped snapshot (about one per core).")
 @click.option("--log-dir", type=click.Path(file_okay=False), help="Log every served vector to Parquet files here.")
 @online_dir_option
 @click.option("--project-dir", type=click.Path(file_okay=False), help="The dbt project (default: the current directory).")
-def serve_command(host, port, token, max_batch, log_dir, online_dir, project_dir):
+def serve_command(host, port, token, max_batch, max_connections, client_timeout, idle_timeout, workers, log_dir, online_dir, project_dir):
     """Serve published feature sets over HTTP JSON: POST /v1/features/{feature_set},
     GET /v1/feature-sets, GET /healthz, GET /metrics. Never opens the warehouse; follows newly
     published snapshots without a restart.
 
     \b
     Example:
-      featurekit serve --port 8000
+      featurekit serve --port 8000 --workers 2
       curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}]}'
+      curl -s localhost:8000/v1/features/churn_model -d '{"keys": [{"customer_id": 42}], "format": "rows"}'
     """
-    store = OnlineStore(online_dir or default_online_dir(project_dir), log_dir=log_dir)
+    if token is None and os.environ.get("FEATUREKIT_TOKEN") == "":
+        raise FeaturekitError("$FEATUREKIT_TOKEN is set but empty, which would serve without a token: set a token, or unset it")
+    check_token(token)
+    handler = logging.StreamHandler()  # the store's reload errors and the server's, one line each
+    handler.setFormatter(logging.Formatter("featurekit: %(message)s"))
+    logging.getLogger("featurekit").addHandler(handler)
+    logging.getLogger("featurekit").setLevel(logging.INFO)
+    online = online_dir or default_online_dir(project_dir)
+    store = OnlineStore(online, log_dir=log_dir if workers == 1 else None)  # fails here, once, if it cannot serve
     try:
-        server = FeatureServer((host, port), store, token=token, max_batch=max_batch)
+        sock = listen(host, port)
     except OSError as e:
         raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    echo_progress(f"serving snapshot {store.snapshot_id} on {server.url} (Ctrl-C to stop)")
-    signal.signal(signal.SIGTERM, _stop)  # stop as on Ctrl-C: finish the served-feature log
+    bound_host, bound_port = sock.getsockname()[:2]
+    limits = Limits(max_connections=max_connections, client_timeout=client_timeout, idle_timeout=idle_timeout)
+    if token is None and not _loopback(bound_host):
+        echo_progress(f"warning: serving on {bound_host} without a token: anyone who reaches this port reads every "
+                      "feature; set --token or $FEATUREKIT_TOKEN")
+    echo_progress(f"serving snapshot {store.snapshot_id} on http://{bound_host}:{bound_port}"
+                  + (f" with {workers} workers" if workers > 1 else "") + " (Ctrl-C to stop)")
+    # on SIGTERM as on Ctrl-C: stop, then finish the served-feature log
+    if workers == 1:
+        serve(sock, FeatureServer(store, token=token, max_batch=max_batch), limits, on_stop=store.close)
+        return
+
+    def worker():
+        own = OnlineStore(online, log_dir=log_dir)  # maps the same files: the pages are shared
+        return FeatureServer(own, token=token, max_batch=max_batch), own.close
+
+    del store
+    serve_workers(sock, worker, workers, limits)
+
+
+def _loopback(host: str) -> bool:
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        store.close()
-
-
-def _stop(signum, frame):
-    raise KeyboardInterrupt
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -38,10 +38,10 @@ from ..errors import CheckFailed, FeaturekitError
 from .freshness import newest_feature_ts
 from ..project import Project, _ident, _sql_string
 from ..online.snapshots import SnapshotDir
+from .served_log import LOG_COLUMNS
 from ..timestamps import parse_utc
 from ..training import training_set
 
-LOG_COLUMNS = ("feature_set", "request_ts", "served_at", "snapshot_id")
 NEWER_THAN_SNAPSHOT = "newer than the snapshot"
 WAREHOUSE_BEHIND = "warehouse behind the snapshot"
 EXAMPLES = 3

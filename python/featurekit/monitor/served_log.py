@@ -1,6 +1,6 @@
 """The served-feature log: every vector the online store served, appended to Parquet files.
 
-    <log_dir>/<feature_set>/served-<UTC start yyyymmddTHHMMSS>-<seq>.parquet
+    <log_dir>/<feature_set>/served-<UTC start yyyymmddTHHMMSS>-<pid>-<seq>.parquet
 
 Columns: feature_set, request_ts and served_at (naive UTC timestamps), snapshot_id, the key
 columns, then the feature columns exactly as train-set names them (<view>__feature_ts
@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..tempfiles import remove_stale_in, temp_path
 from ..timestamps import from_micros
 
 META = [
@@ -34,6 +35,7 @@ META = [
     pa.field("served_at", pa.timestamp("us")),
     pa.field("snapshot_id", pa.string()),
 ]
+LOG_COLUMNS = tuple(field.name for field in META)  # what a reader needs besides the vectors
 
 
 BATCH_SECONDS = 0.2
@@ -136,8 +138,9 @@ class ServedLog:
         folder.mkdir(parents=True, exist_ok=True)
         start = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         self._seq += 1
-        name = f"served-{start}-{self._seq}.parquet"
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        name = f"served-{start}-{os.getpid()}-{self._seq}.parquet"  # server processes share log_dir
+        remove_stale_in(folder, "served-*")  # what a killed server left
+        tmp = temp_path(folder / name)
         return _File(folder / name, tmp, schema, pq.ParquetWriter(tmp, schema), time.monotonic())
 
     def _rotate_old(self) -> None:

@@ -9,15 +9,18 @@ project, each one's output schema as train-set writes it), so serving needs no d
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import duckdb
 import pyarrow.parquet as pq
 
 from .. import __version__
@@ -25,6 +28,7 @@ from ..catalog import feature_sets, feature_views
 from ..errors import FeaturekitError
 from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
+from . import layout
 from .snapshots import SnapshotDir, default_online_dir
 from ..timestamps import iso, parse_utc
 
@@ -67,18 +71,28 @@ def publish(
     views = _views(project, specs)
     snapshots.path.mkdir(parents=True, exist_ok=True)
     with _publish_lock(snapshots):
+        snapshots.prune(keep)  # first too: what a killed or failed publish left may fill the disk
         snapshot_id = _new_id(snapshots)
         tmp_db = snapshots.path / f".{snapshot_id}.{os.getpid()}.duckdb.tmp"
         tmp_json = snapshots.path / f".{snapshot_id}.{os.getpid()}.json.tmp"
+        tmp_serving = snapshots.path / f".{snapshot_id}.{os.getpid()}.serving.tmp"
         try:
-            manifest = _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of, progress)
+            manifest = _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress)
             _write_durably(tmp_json, json.dumps(manifest, indent=2) + "\n")
             os.replace(tmp_db, snapshots.database(snapshot_id))
-            os.replace(tmp_json, snapshots.manifest_path(snapshot_id))
+            os.replace(tmp_serving, snapshots.serving(snapshot_id))
+            os.replace(tmp_json, snapshots.manifest_path(snapshot_id))  # the snapshot is complete
             snapshots.switch(snapshot_id)
+        except (OSError, duckdb.IOException) as e:
+            current = snapshots.current_id()
+            raise FeaturekitError(
+                f"cannot write the snapshot in {snapshots.path}: {_write_failure(e)}; free space there (or publish with a "
+                f"lower --keep) and publish again; {f'snapshot {current} stays current' if current else 'nothing was published'}"
+            ) from None
         finally:
             for leftover in (tmp_db, tmp_json, tmp_db.with_name(tmp_db.name + ".wal")):
                 leftover.unlink(missing_ok=True)
+            shutil.rmtree(tmp_serving, ignore_errors=True)
         pruned = snapshots.prune(keep)
     rows = sum(v["rows"] for v in manifest["views"].values())
     progress(
@@ -89,19 +103,30 @@ def publish(
 
 
 def rollback(online_dir, to: str | None = None) -> str:
-    """Makes the snapshot before the current one (or `to`) current; returns its id."""
+    """Makes the snapshot that was current before the current one (or `to`) current again;
+    returns its id. Steps back through what was current, so publish B, rollback, publish C,
+    rollback returns to the snapshot before B, never to B. The target must load, as a
+    server would load it (check_snapshot), or nothing changes."""
+    from .store import check_snapshot  # numpy and pyarrow: not for publish's other callers
+
     snapshots = SnapshotDir(online_dir)
     with _publish_lock(snapshots):
         current = snapshots.require_current()
         ids = snapshots.ids()
+        history = snapshots.history()
         if to is None:
-            older = [i for i in ids if i < current]
-            if not older:
+            history.pop()  # the current one
+            while history and (history[-1] not in ids or history[-1] == current):
+                history.pop()  # pruned since, or current twice in a row
+            if not history:
                 raise FeaturekitError(f"no snapshot older than the current one ({current}) in {snapshots.path} to roll back to")
-            to = older[-1]
+            to = history[-1]
         elif to not in ids:
             raise FeaturekitError(f"snapshot {to} is not in {snapshots.path}; its snapshots are {', '.join(ids) or 'none'}")
-        snapshots.switch(to)
+        else:
+            history.append(to)
+        check_snapshot(snapshots, to, f"cannot roll back to it; {current} stays current")
+        snapshots.switch(to, history)
     return to
 
 
@@ -137,7 +162,7 @@ def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
     return views
 
 
-def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of, progress) -> dict:
+def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress) -> dict:
     con = project.connect_warehouse()
     try:
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
@@ -150,6 +175,8 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
             view_records[ref] = _copy_view(con, project, ref, view, as_of)
         set_records = {spec["name"]: _feature_set_record(con, project, snapshots, spec, view_records) for spec in specs}
         con.execute("COMMIT")
+        progress("writing the serving layout")
+        serving = layout.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
     finally:
         con.close()
@@ -165,10 +192,15 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, specs, views, as_of
         "source": f"online_rows as of {iso(as_of)}" if as_of else "online tables built by dbt (models/online/)",
         "feature_sets": set_records,
         "views": view_records,
+        "serving": serving,
+        "database_bytes": tmp_db.stat().st_size,  # a cut file is noticed before it is served
     }
 
 
-def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
+def _read_online_rows(con, project: Project, view: dict, as_of: datetime | None, table: str) -> datetime:
+    """The one place publish reads the warehouse: the view's online rows into the snapshot's
+    `table` (on DuckDB, attached to the warehouse's connection; unsorted, the serving layout
+    sorts them), and the as-of time they hold."""
     spec = view["spec"]
     if as_of is None:
         # the columns online rows are defined to have (an older build's extra column stays behind)
@@ -177,10 +209,15 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
     else:
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
         source = project.macros.call("online_rows", spec, literal)
+    con.execute(f"CREATE TABLE {table} AS {source}")
+    return as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
+
+
+def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
+    spec = view["spec"]
     table = f"__fk_snapshot.main.{_ident(ref)}"
-    try:  # unsorted: the online store sorts when it loads
-        con.execute(f"CREATE TABLE {table} AS {source}")
-        view_as_of = as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
+    try:
+        view_as_of = _read_online_rows(con, project, view, as_of, table)
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
@@ -251,6 +288,11 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
     try:
         con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
         schema = pq.read_schema(tmp)
+    except duckdb.CatalogException as e:  # a view's own table is gone
+        first = str(e).strip().splitlines()[0]
+        raise FeaturekitError(
+            f"cannot read the feature views of feature set {spec['name']}: {first}; run `featurekit refresh` (or `dbt build`)"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return {
@@ -263,6 +305,16 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
         "arrow_schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),
         "views": spec["views"],
     }
+
+
+def _write_failure(error: Exception) -> str:
+    """Why a write failed, in a few words: DuckDB gives the system's reason on a later line."""
+    text = str(error)
+    for code, reason in ((errno.ENOSPC, "no space left on the device"), (errno.EDQUOT, "over the disk quota"),
+                         (errno.EFBIG, "over the file size limit")):
+        if getattr(error, "errno", None) == code or os.strerror(code) in text:
+            return reason
+    return text.strip().splitlines()[-1] if text.strip() else type(error).__name__
 
 
 def _new_id(snapshots: SnapshotDir) -> str:

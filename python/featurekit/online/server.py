@@ -1,32 +1,37 @@
-"""`featurekit serve`: the online store over HTTP/1.1 JSON, on the standard library.
-
-Why not an ASGI stack: a lookup takes microseconds and holds the GIL, so async buys nothing;
-ThreadingHTTPServer with keep-alive and TCP_NODELAY (without it every keep-alive response
-waits ~40 ms for a delayed ACK) answers in well under a millisecond on loopback
-(bench/online.py) and adds no dependency.
+"""`featurekit serve`: the online store over HTTP/1.1 JSON (the transport: online/http.py).
 
     POST /v1/features/{feature_set}  {"keys": [{"customer_id": 42}], "request_ts": "...Z"}
+                                     answers "results": an object per key, in request order;
+                                     with "format": "rows", "rows": a list of values per key
+                                     under "columns" (compact, for batches)
     GET  /v1/feature-sets            the feature sets, their keys and columns
     GET  /healthz                    the snapshot served and its age (never needs a token)
     GET  /metrics                    Prometheus text format
+
+Every answer is JSON (Prometheus text for /metrics), errors included: {"error": "..."}
+with a 4xx status for anything wrong with the request, 500 only for a bug.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import socket
+import logging
 import threading
 import time
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import orjson
 
 from ..errors import FeaturekitError
-from .store import OnlineStore
-from ..timestamps import iso, parse_utc
+from .http import Request, Response
+from .keys import KeyParser
+from .store import OnlineStore, request_micros
+from ..timestamps import iso
 
+log = logging.getLogger("featurekit.online")
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 
 
 class HTTPError(Exception):
@@ -35,32 +40,53 @@ class HTTPError(Exception):
         self.status = status
 
 
-class FeatureServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+ROUTES = ("/healthz", "/metrics", "/v1/feature-sets")
+FORMATS = ("objects", "rows")  # "results": an object per key (the default), or "rows": a list of values per key
 
-    def __init__(self, address, store: OnlineStore, token: str | None = None, max_batch: int = 1000, max_body: int = 1 << 20):
-        super().__init__(address, _Handler)
+
+def check_token(token: str | None) -> None:
+    """An empty token would accept `Authorization: Bearer ` from anyone."""
+    if token is not None and not token.strip():
+        raise FeaturekitError("the token is empty, which would let anyone in: give a token, or none to serve without one")
+
+
+class FeatureServer:
+    """The HTTP API as a function of a request (an online/http.py app)."""
+
+    def __init__(self, store: OnlineStore, token: str | None = None, max_batch: int = 1000):
+        check_token(token)
         self.store = store
         self.token = token
         self.max_batch = max_batch
-        self.max_body = max_body
         self.metrics = Metrics()
+        self._stale_views, self._stale_until, self._stale_of = set(), 0.0, None
 
-    def get_request(self):
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection, address
+    def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        path = request.path
+        route = "/v1/features" if path.startswith("/v1/features/") else path if path in ROUTES else "other"
+        try:
+            status, payload = self.handle(request.method, path, request.headers, request.body)
+        except HTTPError as e:
+            status, payload = e.status, {"error": str(e)}
+        except FeaturekitError as e:
+            status, payload = 400, {"error": str(e)}
+        except Exception as e:  # a bug: answer 500 and keep serving
+            log.exception("internal error answering %s %s", request.method, path)
+            status, payload = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+        if isinstance(payload, str):
+            response = Response(status, "text/plain; version=0.0.4", payload.encode())
+        else:
+            response = Response(status, "application/json", to_json(payload),
+                                (("WWW-Authenticate", "Bearer"),) if status == 401 else ())
+        self.metrics.observe(route, status, time.perf_counter() - started)
+        return response
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def handle(self, method: str, path: str, headers, body: bytes | None) -> tuple[int, object]:
+    def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, object]:
         """(status, JSON-able body or Prometheus text) for one request."""
         if path == "/healthz" and method == "GET":
-            return 200, self.health()
+            health = self.health()
+            return (200 if health["status"] == "ok" else 503), health
         if path.startswith("/v1/") or path == "/metrics":
             self._check_token(headers)
         if path == "/metrics" and method == "GET":
@@ -69,8 +95,9 @@ class FeatureServer(ThreadingHTTPServer):
             return 200, {"feature_sets": [_describe(spec) for spec in self.store.feature_sets().values()]}
         if path.startswith("/v1/features/") and method == "POST":
             return 200, self.features(path[len("/v1/features/"):], body)
-        if path in ("/healthz", "/metrics", "/v1/feature-sets") or path.startswith("/v1/features/"):
-            raise HTTPError(405, f"{method} is not allowed on {path}")
+        if path in ROUTES or path.startswith("/v1/features/"):
+            allowed = "POST" if path.startswith("/v1/features/") else "GET"
+            raise HTTPError(405, f"{method} is not allowed on {path}; use {allowed}")
         raise HTTPError(404, f"no route {path}; see GET /v1/feature-sets")
 
     def features(self, name: str, body: bytes | None) -> dict:
@@ -78,46 +105,62 @@ class FeatureServer(ThreadingHTTPServer):
         if name not in sets:
             raise HTTPError(404, f"unknown feature set '{name}'; known feature sets: {', '.join(sorted(sets))}")
         request = _parse_body(body)
-        keys = _parse_keys(request.get("keys"), sets[name], self.max_batch)
+        keys = _parse_keys(request.get("keys"), self.store.keys(name), self.max_batch)
         request_ts = request.get("request_ts")
         if request_ts is not None:
             if not isinstance(request_ts, str):
                 raise HTTPError(400, "request_ts must be an ISO 8601 string such as 2024-05-01T09:00:00Z")
-            try:
-                request_ts = parse_utc(request_ts, "request_ts")
-            except FeaturekitError as e:
-                raise HTTPError(400, str(e)) from None
-        served = self.store.lookup(name, keys, request_ts)
+            request_ts = request_micros(request_ts)
+        served = self.store.lookup(name, keys, request_ts, parsed=True)
         self.metrics.keys_served += len(keys)
-        freshness = self.store.freshness()
-        return {
+        stale = self._stale()
+        answer = {
             "feature_set": name,
             "snapshot_id": served.snapshot_id,
-            "stale_views": [v["ref"] for v in sets[name]["views"] if freshness.get(v["ref"], {}).get("stale")],
+            "stale_views": [v["ref"] for v in sets[name]["views"] if v["ref"] in stale],
             "request_ts": iso(served.request_ts),
             "columns": served.columns,
-            "results": [dict(zip(served.columns, row)) for row in served.rows],
         }
+        if request.get("format") == "rows":  # compact: one row of values per key, under "columns"
+            answer["rows"] = served.rows
+        else:
+            answer["results"] = [dict(zip(served.columns, row)) for row in served.rows]
+        return answer
+
+    def _stale(self) -> set[str]:
+        """The views past their freshness SLA, judged at most once a second (not per request)."""
+        now = time.monotonic()
+        if now >= self._stale_until or self._stale_of != self.store.snapshot_id:
+            self._stale_views = {ref for ref, view in self.store.freshness().items() if view["stale"]}
+            self._stale_until, self._stale_of = now + 1.0, self.store.snapshot_id
+        return self._stale_views
 
     def health(self) -> dict:
+        """What is served and how old it is. A current snapshot that cannot be loaded makes
+        it unhealthy (the previous one still answers); the reason, which may name files, is
+        in the server's log, not here: /healthz needs no token."""
         manifest = self.store.manifest
         now = datetime.now(timezone.utc)
+        failed = self.store.reload_error is not None
         return {
-            "status": "ok",
+            "status": "unhealthy" if failed else "ok",
             "snapshot_id": manifest["snapshot_id"],
             "built_at": manifest["built_at"],
             "as_of": manifest["as_of"],
             "snapshot_age_seconds": _age(manifest["built_at"], now),
             "data_age_seconds": _age(manifest["as_of"], now),
             "views": self.store.freshness(),
-            "reload_error": self.store.last_reload_error,
+            "reload_error": (
+                f"the current snapshot {self.store.failed_snapshot} cannot be loaded; still serving "
+                f"{manifest['snapshot_id']} (the server's log says why)" if failed else None
+            ),
         }
 
     def _check_token(self, headers) -> None:
         if self.token is None:
             return
-        given = headers.get("Authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), self.token.encode())):
+        scheme, _, given = headers.get("authorization", "").strip().partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())):
             raise HTTPError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)")
 
 
@@ -125,35 +168,27 @@ def _parse_body(body: bytes | None) -> dict:
     if not body:
         raise HTTPError(400, 'empty body; send JSON like {"keys": [{"customer_id": 42}]}')
     try:
-        request = json.loads(body)
+        request = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise HTTPError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(request, dict):
         raise HTTPError(400, 'the body must be a JSON object like {"keys": [{"customer_id": 42}]}')
-    unknown = sorted(set(request) - {"keys", "request_ts"})
+    unknown = sorted(set(request) - {"keys", "request_ts", "format"})
     if unknown:
-        raise HTTPError(400, f"unknown field(s) {', '.join(unknown)}; the body takes keys and request_ts")
+        raise HTTPError(400, f"unknown field(s) {', '.join(unknown)}; the body takes keys, request_ts and format")
+    if request.get("format", "objects") not in FORMATS:
+        raise HTTPError(400, f"format {json.dumps(request['format'])[:40]} is not one of {', '.join(FORMATS)}")
     return request
 
 
-def _parse_keys(keys, spec: dict, max_batch: int) -> list[dict]:
-    names, types = spec["keys"], spec["key_types"]
+def _parse_keys(keys, parser: KeyParser, max_batch: int) -> list[tuple]:
     if not isinstance(keys, list) or not keys:
-        raise HTTPError(400, f"keys must be a non-empty list of objects with {', '.join(names)}")
+        raise HTTPError(400, f"keys must be a non-empty list of objects with {', '.join(parser.names)}")
     if len(keys) > max_batch:
         raise HTTPError(413, f"{len(keys)} keys is over the limit of {max_batch} per request; split the batch")
-    parsed = []
-    for i, key in enumerate(keys):
-        if not isinstance(key, dict) or sorted(key) != sorted(names):
-            raise HTTPError(400, f"keys[{i}] must be an object with exactly {', '.join(names)}")
-        for name in names:
-            value, sql_type = key[name], types[name]
-            if sql_type in INTEGER_TYPES and (not isinstance(value, int) or isinstance(value, bool)):
-                raise HTTPError(400, f"keys[{i}].{name} must be an integer, not {json.dumps(value)}")
-            if sql_type == "VARCHAR" and not isinstance(value, str):
-                raise HTTPError(400, f"keys[{i}].{name} must be a string, not {json.dumps(value)}")
-        parsed.append({name: key[name] for name in names})
-    return parsed
+    return parser.many_from_json(keys)
 
 
 def _describe(spec: dict) -> dict:
@@ -175,7 +210,19 @@ def _age(timestamp: str | None, now: datetime) -> float | None:
 def _json_default(value):
     if isinstance(value, datetime):
         return iso(value)
+    if isinstance(value, (date, Decimal)):
+        return str(value) if isinstance(value, date) else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(payload) -> bytes:
+    """JSON in C (orjson: datetimes as ISO 8601 with +00:00, as iso() writes them): a batch's
+    hundreds of timestamps cost 0.37 ms through json's Python fallback. Integers beyond 64
+    bits, which orjson refuses, go through json."""
+    try:
+        return orjson.dumps(payload, default=_json_default, option=orjson.OPT_NAIVE_UTC)
+    except TypeError:
+        return json.dumps(payload, default=_json_default).encode()
 
 
 class Metrics:
@@ -229,61 +276,3 @@ class Metrics:
                 f"featurekit_served_log_dropped_total {store.log.dropped}",
             ]
         return "\n".join(lines) + "\n"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: FeatureServer
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")
-
-    def do_PUT(self):
-        self._serve("PUT")
-
-    def do_DELETE(self):
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        started = time.perf_counter()
-        path = self.path.split("?", 1)[0]
-        route = "/v1/features" if path.startswith("/v1/features/") else path if path in ("/healthz", "/metrics", "/v1/feature-sets") else "other"
-        try:
-            status, payload = self.server.handle(method, path, self.headers, self._body(method))
-        except HTTPError as e:
-            status, payload = e.status, {"error": str(e)}
-        except FeaturekitError as e:
-            status, payload = 400, {"error": str(e)}
-        except Exception as e:  # a bug: answer 500 and keep serving
-            status, payload = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
-        if isinstance(payload, str):
-            data, content_type = payload.encode(), "text/plain; version=0.0.4"
-        else:
-            data, content_type = json.dumps(payload, default=_json_default).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", "Bearer")
-        self.end_headers()
-        self.wfile.write(data)
-        self.server.metrics.observe(route, status, time.perf_counter() - started)
-
-    def _body(self, method: str) -> bytes | None:
-        if method != "POST":
-            return None
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise HTTPError(411, "send a Content-Length header")
-        if int(length) > self.server.max_body:
-            self.close_connection = True  # the unread body would be taken for the next request
-            raise HTTPError(413, f"body of {length} bytes is over the limit of {self.server.max_body}")
-        return self.rfile.read(int(length))
-
-    def log_message(self, format, *args):  # one line per request would cost more than the lookup
-        pass
-
