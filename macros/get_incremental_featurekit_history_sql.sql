@@ -4,3 +4,13 @@
 {% macro get_incremental_featurekit_history_sql(arg_dict) %}
   {{ return(featurekit.get_incremental_featurekit_history_sql(arg_dict)) }}
 {% endmacro %}
+
+{#- dbt-spark checks and builds incremental strategies in these two macros of its own: the
+    project's versions let featurekit_history through (featurekit's spark_history.sql). -#}
+{% macro dbt_spark_validate_get_incremental_strategy(raw_strategy, file_format) %}
+  {{ return(featurekit.spark_validate_incremental_strategy(raw_strategy, file_format)) }}
+{% endmacro %}
+
+{% macro dbt_spark_get_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates) %}
+  {{ return(featurekit.spark_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates)) }}
+{% endmacro %}

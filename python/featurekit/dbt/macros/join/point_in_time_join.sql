@@ -55,10 +55,16 @@
 {% macro label_rows(labels, label_time, row_column) %}
     select
         *,
-        {{ row_column or 'row_number() over ()' }} as __fk_row,
+        {{ row_column or adapter.dispatch('read_order', 'featurekit')() }} as __fk_row,
         {{ label_time }} as __fk_ts
     from {{ labels }}
 {%- endmacro %}
+
+{#- The label rows numbered in the order they are read. -#}
+{% macro default__read_order() %}row_number() over (){% endmacro %}
+
+{#- Spark's row_number needs an ordered window: the ids increase in read order. -#}
+{% macro spark__read_order() %}row_number() over (order by monotonically_increasing_id()){% endmacro %}
 
 {#- The output from the last step `rows`: the label columns, then each view's features, in
     label order. -#}
