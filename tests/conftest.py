@@ -78,3 +78,15 @@ def oracle_db(tmp_path):
     con.execute("SET TimeZone = 'UTC'")
     yield con
     con.close()
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark for the whole run (tests/spark_session.py); fails under CI=true and
+    skips elsewhere when Java or pyspark is missing."""
+    import spark_session
+
+    spark_session.require()
+    session = spark_session.start(tmp_path_factory.mktemp("spark"))
+    yield session
+    session.stop()
