@@ -34,7 +34,7 @@ final as (
     from per_instant
     window last_90_days as (
         partition by customer_id order by opened_ts
-        range between interval 90 days preceding and current row
+        range between interval '90 days' preceding and current row
     )
 )
 
