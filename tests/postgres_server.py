@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "featurekit"
+PASSWORD_USER = "featurekit_password"
 
 
 class PostgresMissing(Exception):
@@ -47,6 +48,14 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _read(path: Path) -> str:
+    return subprocess.run(_as_owner(["cat", str(path)]), check=True, capture_output=True, text=True).stdout
+
+
+def _write_as_owner(path: Path, text: str) -> None:
+    subprocess.run(_as_owner(["tee", str(path)]), input=text, check=True, capture_output=True, text=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +72,9 @@ def start() -> Server:
         _as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"]),
         check=True, capture_output=True, text=True,
     )
+    # One role must give its password (the tests of a wrong one); everyone else is trusted.
+    hba = data / "pg_hba.conf"
+    _write_as_owner(hba, f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n" + _read(hba))
     port = _free_port()
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "

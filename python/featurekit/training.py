@@ -197,7 +197,7 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
     progress(f"reading the joined rows from {source.name}")
     label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
     return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
-            f"JOIN ({source.read_local(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
+            f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
 
 
 def _limit_memory(con, memory_limit: str) -> None:

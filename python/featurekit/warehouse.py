@@ -55,7 +55,12 @@ def open_warehouse(project) -> DuckDBWarehouse | PostgresWarehouse:
 
 
 class DuckDBWarehouse:
-    """The DuckDB file, attached read-only: `local` runs the warehouse's SQL itself."""
+    """The DuckDB file, attached read-only: `local` runs the warehouse's SQL itself.
+
+    Both classes offer: `local` (a DuckDB connection), execute, create_temp_table and
+    fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
+    upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
+    giving the rows of a query run in the warehouse), copy_to_local and close."""
 
     def __init__(self, project):
         self.local = project.connect_warehouse()
@@ -77,6 +82,12 @@ class DuckDBWarehouse:
 
     def copy_to_local(self, sql: str, table: str) -> None:
         self.local.execute(f"CREATE TABLE {table} AS {sql}")
+
+    def rows(self, sql: str) -> str:
+        return sql
+
+    def upload(self, local_sql: str, table: str, types: dict[str, str]) -> None:
+        self.local.execute(f"CREATE TEMP TABLE {table} AS {local_sql}")
 
     def close(self) -> None:
         self.local.close()
@@ -144,9 +155,9 @@ class PostgresWarehouse:
     def copy_to_local(self, sql: str, table: str) -> None:
         """The rows of `sql` (run in the warehouse) into a new DuckDB table `table` of
         `local`, streamed by COPY through a temp file."""
-        self.local.execute(f"CREATE TABLE {table} AS {self.read_local(sql)}")
+        self.local.execute(f"CREATE TABLE {table} AS {self.rows(sql)}")
 
-    def read_local(self, sql: str) -> str:
+    def rows(self, sql: str) -> str:
         """A DuckDB query over the rows of `sql` (run in the warehouse now), with the types the
         warehouse gives its columns."""
         types = self._result_types(sql)

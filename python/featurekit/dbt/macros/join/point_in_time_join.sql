@@ -51,13 +51,14 @@
   {{ return(columns) }}
 {% endmacro %}
 
-{#- The label rows with their row number __fk_row and label time __fk_ts. -#}
+{#- The label rows with their row number __fk_row and label time __fk_ts (`labels` may be a
+    subquery, which PostgreSQL requires to be named). -#}
 {% macro label_rows(labels, label_time, row_column) %}
     select
         *,
         {{ row_column or 'row_number() over ()' }} as __fk_row,
         {{ label_time }} as __fk_ts
-    from {{ labels }}
+    from {{ labels }} as __fk_label_source
 {%- endmacro %}
 
 {#- The output from the last step `rows`: the label columns, then each view's features, in

@@ -25,5 +25,8 @@
   {%- if aggregate.function not in ['sum', 'avg'] -%}
     {{ return(featurekit.default__window_aggregate(aggregate, in_window)) }}
   {%- endif -%}
-  {{ return("cast(" ~ aggregate.function ~ "(case when " ~ in_window ~ " then cast(" ~ aggregate.input ~ " as numeric) end) as double precision)") }}
+  {%- set value = "case when " ~ in_window ~ " then " ~ aggregate.input ~ " end" -%}
+  {%- set total = "cast(sum(cast(" ~ value ~ " as numeric)) as double precision)" -%}
+  {#- an average divides the double sum, as DuckDB's favg: numeric division would round to 16 digits first -#}
+  {{ return(total if aggregate.function == 'sum' else total ~ " / nullif(count(" ~ value ~ "), 0)") }}
 {% endmacro %}
