@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import featurekit
 from featurekit.dbt_package import PACKAGE_DIR
 from featurekit.macros import MacroRenderer
+import postgres_server as postgres_server_module
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
@@ -80,13 +82,36 @@ def oracle_db(tmp_path):
     con.close()
 
 
+def require_engine(reason: str):
+    """A test's engine is missing: under CI=true that is a failure, locally a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py)."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        require_engine("psycopg2 is not installed: pip install -e '.[postgres]'")
+    try:
+        server = postgres_server_module.start()
+    except postgres_server_module.PostgresMissing as e:
+        require_engine(str(e))
+    yield server
+    postgres_server_module.stop(server)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    """One local Spark for the whole run (tests/spark_session.py); fails under CI=true and
-    skips elsewhere when Java or pyspark is missing."""
+    """One local Spark for the whole run (tests/spark_session.py)."""
     import spark_session
 
-    spark_session.require()
+    reason = spark_session.missing()
+    if reason:
+        require_engine(reason)
     session = spark_session.start(tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()

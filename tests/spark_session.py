@@ -16,8 +16,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 
 def missing() -> str | None:
     """Why a local Spark cannot start here, or None when it can."""
@@ -29,16 +27,6 @@ def missing() -> str | None:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "no Java runtime for Spark: apt-get install openjdk-17-jre-headless"
     return None
-
-
-def require() -> None:
-    """Fails under CI=true and skips elsewhere when Spark cannot start."""
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and Spark tests cannot run: {reason}")
-    pytest.skip(reason)
 
 
 def start(directory: Path):

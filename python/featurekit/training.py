@@ -21,8 +21,9 @@ from . import __version__
 from .catalog import resolve
 from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, load_labels
-from .project import Project, _sql_string
+from .project import Project, _ident, _sql_string
 from .tempfiles import remove, remove_stale, temp_path
+from .warehouse import open_warehouse, postgres_type
 
 if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
     import pandas as pd
@@ -50,11 +51,11 @@ def training_set(
     """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
-    con, plan, spec, _ = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet)
+    source, plan, spec, loaded = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet)
     try:
-        return con.execute(_run_steps(con, plan, spec, _quiet)).df()
+        return source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
     finally:
-        con.close()
+        source.close()
 
 
 def write_training_set(
@@ -87,13 +88,14 @@ def write_training_set(
         tmp_data.touch()  # before the join: the directory may not take the file
     except OSError as e:
         raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
-    con = None
+    source = None
     try:
         project = Project(project_dir, warehouse)
-        con, plan, spec, labels = _prepare(
+        source, plan, spec, labels = _prepare(
             project, labels_path, feature_set, features, timestamp_column, memory_limit, progress
         )
-        sql = _run_steps(con, plan, spec, progress)
+        sql = _run_steps(source, plan, spec, labels, progress)
+        con = source.local
         options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
         try:
             con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
@@ -121,7 +123,7 @@ def write_training_set(
             },
             "views": [_view_record(view, stats["views"][view["ref"]]) for view in spec["views"]],
             "dbt_manifest_sha256": project.manifest_sha256,
-            "warehouse": str(project.warehouse),
+            "warehouse": source.name,
         }
         try:
             tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
@@ -130,8 +132,8 @@ def write_training_set(
         except OSError as e:
             raise FeaturekitError(f"-o {output}: cannot write it: {e.strerror} ({e.filename})") from None
     finally:
-        if con is not None:
-            con.close()
+        if source is not None:
+            source.close()
         for leftover in (tmp_data, tmp_sidecar):
             remove(leftover)
     progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
@@ -144,41 +146,58 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
     if features is not None and not features:
         raise FeaturekitError("--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d")
     spec = resolve(project, feature_set=feature_set, features=features)
-    con = project.connect_warehouse()
+    source = open_warehouse(project)
     try:
+        con = source.local
         _limit_memory(con, memory_limit)
-        keys = _key_types(con, spec)
+        keys = _key_types(source, spec)
         progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
         loaded = load_labels(con, labels, timestamp_column, keys, project.macros, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
+        label_columns = loaded.columns
+        if not source.local_is_warehouse:
+            # the join needs only the keys, the time and the row number; the label columns stay here
+            progress(f"uploading the label keys and times to {source.name}")
+            columns = [*keys, ROW, TS]
+            source.upload(f"SELECT {', '.join(_ident(c) for c in columns)} FROM {READY}", READY,
+                          {**{k: postgres_type(t) for k, t in keys.items()}, ROW: "bigint", TS: "timestamp"})
+            label_columns = [ROW]
         plan = project.macros.call(
             "point_in_time_steps",
             READY,
             spec["views"],
             timestamp_column=TS,
-            label_columns=loaded.columns,
+            label_columns=label_columns,
             row_column=ROW,
         )
     except BaseException:
-        con.close()
+        source.close()
         raise
-    return con, plan, spec, loaded
+    return source, plan, spec, loaded
 
 
-def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:
-    """Runs the join's steps (point_in_time_steps) into temp tables, one view at a
-    time, and returns the final select over them. As one statement, DuckDB would hold every
-    view's join state at once: about 2 GB per 20M-row view. The last step runs inside the
-    final select instead (its one join state then), which saves a copy of every row."""
+def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progress) -> str:
+    """Runs the join's steps (point_in_time_steps) into temp tables of the warehouse, one view
+    at a time, and returns a query of `source.local` giving the training set. As one statement,
+    DuckDB would hold every view's join state at once: about 2 GB per 20M-row view. The last
+    step runs inside the final select instead (its one join state then), which saves a copy
+    of every row. A warehouse other than DuckDB returns the row numbers and features, which
+    join the label columns here."""
     last, last_sql = plan["steps"][-1]
     views = iter(spec["views"])
     for name, sql in plan["steps"]:
         if name.startswith("__fk_joined_"):
             progress(f"joining feature view {next(views)['ref']} point-in-time")
         if name != last:
-            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-    return f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+            source.create_temp_table(name, sql)
+    sql = f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+    if source.local_is_warehouse:
+        return sql
+    progress(f"reading the joined rows from {source.name}")
+    label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
+    return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
+            f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
 
 
 def _limit_memory(con, memory_limit: str) -> None:
@@ -188,12 +207,13 @@ def _limit_memory(con, memory_limit: str) -> None:
         raise FeaturekitError(f"--memory-limit {memory_limit}: not a memory size; write e.g. 2GB or 500MB") from None
 
 
-def _key_types(con, spec: dict) -> dict[str, str]:
-    """Key column -> SQL type, read from the built views (which also proves they are built)."""
+def _key_types(source, spec: dict) -> dict[str, str]:
+    """Key column -> SQL type (DuckDB's name of it), read from the built views (which also
+    proves they are built)."""
     keys: dict[str, str] = {}
     for view in spec["views"]:
         try:
-            described = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view['relation']})").fetchall())
+            described = source.column_types(view["relation"])
         except Exception:
             raise FeaturekitError(
                 f"feature view {view['ref']} is not built in the warehouse: run `featurekit refresh` (or `dbt build`)"

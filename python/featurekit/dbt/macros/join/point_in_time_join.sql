@@ -51,13 +51,14 @@
   {{ return(columns) }}
 {% endmacro %}
 
-{#- The label rows with their row number __fk_row and label time __fk_ts. -#}
+{#- The label rows with their row number __fk_row and label time __fk_ts (`labels` may be a
+    subquery, which PostgreSQL requires to be named). -#}
 {% macro label_rows(labels, label_time, row_column) %}
     select
         *,
         {{ row_column or adapter.dispatch('read_order', 'featurekit')() }} as __fk_row,
         {{ label_time }} as __fk_ts
-    from {{ labels }}
+    from {{ labels }} as __fk_label_source
 {%- endmacro %}
 
 {#- The label rows numbered in the order they are read. -#}
@@ -89,24 +90,44 @@ order by l.__fk_row
     view's place n in the join, its feature timestamp __fk_ts_<n> and fetched columns
     __fk_<n>_<column>. -#}
 
-{#- Portable: rank the earlier rows per label row, keep the first, join it to the rows. -#}
+{#- Portable: one sort-based pass (last value carried forward), O(n log n), never a join of
+    each label to every earlier row. The label rows and the view's timeline rows form one
+    stream per key, ordered by time with a label before a view row at an equal instant (so
+    the rule stays strictly before). Counting the view rows up to each position numbers the
+    view rows 1, 2, ... per key and gives each label the number of the last view row before
+    it (0: none); the label then joins that row by (keys, number). Numbering rather than
+    matching on the row's time gives each label exactly one row even where a broken view
+    repeats (keys, time), as the duckdb__ plan does (which of the repeats is arbitrary; the
+    unique_history test reports them). -#}
 {% macro default__view_join(rows, view, n) %}
-{%- set cutoff = view.available_at or view.timestamp %}
-    select r.*, m.__fk_feature_ts as __fk_ts_{{ n }}{% for column in featurekit.fetched_columns(view) %}, m.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
-    from {{ rows }} as r
-    left join (
+{%- set keys = view['keys'] %}
+{%- set fetched = featurekit.fetched_columns(view) %}
+    with __fk_stream_{{ n }} as (
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_ts as __fk_at, 0 as __fk_kind, cast(__fk_row as bigint) as __fk_row,
+            null as __fk_feature_ts{% for column in fetched %}, null as {{ column }}{% endfor %}
+        from {{ rows }}
+        where __fk_ts is not null
+        union all
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_at, 1, null, __fk_feature_ts{% for column in fetched %}, {{ column }}{% endfor %}
+        from (
+{{ featurekit.view_timeline(view, fetched) }}
+        ) as __fk_timeline
+    ),
+    __fk_numbered_{{ n }} as (
         select
-            l.__fk_row,
-            v.{{ view.timestamp }} as __fk_feature_ts,
-            {%- for column in featurekit.fetched_columns(view) %}
-            v.{{ column }},
-            {%- endfor %}
-            row_number() over (partition by l.__fk_row order by v.{{ view.timestamp }} desc) as __fk_rank
-        from {{ rows }} as l
-        join {{ view.relation }} as v
-          on {% for key in view['keys'] %}l.{{ key }} = v.{{ key }} and {% endfor %}v.{{ cutoff }} < l.__fk_ts
-    ) as m
-      on m.__fk_row = r.__fk_row and m.__fk_rank = 1
+            *,
+            count(case when __fk_kind = 1 then 1 end) over (
+                partition by {{ keys | join(', ') }} order by __fk_at, __fk_kind
+                rows between unbounded preceding and current row
+            ) as __fk_number
+        from __fk_stream_{{ n }}
+    )
+    select r.*, v.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, v.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from {{ rows }} as r
+    left join __fk_numbered_{{ n }} as l
+      on l.__fk_kind = 0 and l.__fk_row = r.__fk_row
+    left join __fk_numbered_{{ n }} as v
+      on v.__fk_kind = 1 and {% for key in keys %}v.{{ key }} = l.{{ key }} and {% endfor %}v.__fk_number = l.__fk_number
 {%- endmacro %}
 
 {#- DuckDB: per key, the cheaper of two plans. A key with few label rows (at most 8) joins
