@@ -1,6 +1,6 @@
-{#- dbt looks up an incremental strategy's macro in the root project only: this makes the
-    featurekit package's history strategy available to the feature views (written by
-    `featurekit init`). -#}
+{#- Written by `featurekit init`: dbt looks up an incremental strategy's macro in the
+    root project only, so this makes featurekit's history strategy (incremental_strategy:
+    featurekit_history, for feature views) available to the project's models. -#}
 {% macro get_incremental_featurekit_history_sql(arg_dict) %}
   {{ return(featurekit.get_incremental_featurekit_history_sql(arg_dict)) }}
 {% endmacro %}

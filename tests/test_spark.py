@@ -1,17 +1,21 @@
 """The example shop on Apache Spark (dbt-spark, `method: session`, plain Parquet tables), in
 the one local Spark of the run: every node and dbt test builds; the feature views and
 training models equal DuckDB's value for value; an incremental run equals a build from
-scratch; `--full-refresh` keeps the history."""
+scratch; `--full-refresh` keeps the history; `featurekit train-set` runs its join in Spark
+and writes what it writes on DuckDB."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from dbt.cli.main import dbtRunner
 
-from conftest import copy_project
+from conftest import copy_project, featurekit_cli
+from featurekit.cli import main
 from test_dbt_project import FEATURE_VIEWS, NEW_ROWS, rewrite_seed, table as duckdb_table
 
 pytestmark = pytest.mark.slow
@@ -100,3 +104,22 @@ def test_incremental_run_equals_build_from_scratch_and_full_refresh_keeps_histor
     assert spark.sql("select count(*) from shop_incremental.stg_orders where order_ts < '2024-04-01'").first()[0] == 0
     for view in FEATURE_VIEWS:
         assert spark_table(spark, f"shop_incremental.{view}") == before[view], view
+
+
+@pytest.mark.parametrize("feature_set", ["churn_model", "churn_model_v2"])
+def test_train_set_on_spark_equals_duckdb(spark_shop, built_project, tmp_path, feature_set):
+    """The same labels through the real CLI: the join runs in Spark (labels uploaded as a
+    Parquet file Spark reads), and the file written equals DuckDB's, every row and column."""
+    project, _ = spark_shop
+    labels = str(built_project / "seeds" / "churn_labels.csv")
+    on_spark, on_duckdb = tmp_path / "spark.parquet", tmp_path / "duckdb.parquet"
+    result = CliRunner().invoke(main, ["train-set", labels, "--feature-set", feature_set, "-o", str(on_spark),
+                                       "--project-dir", str(project), "-q"])
+    assert result.exit_code == 0, result.output
+    featurekit_cli("train-set", labels, "--feature-set", feature_set, "-o", str(on_duckdb), "-q", "--project-dir", str(built_project))
+
+    spark_frame, duckdb_frame = pq.read_table(on_spark), pq.read_table(on_duckdb)
+    assert spark_frame.schema == duckdb_frame.schema
+    rows = [tuple(row.values()) for row in spark_frame.to_pylist()]
+    assert len(rows) == 3633 + 2690
+    assert same_values(rows, [tuple(row.values()) for row in duckdb_frame.to_pylist()]) == []

@@ -49,8 +49,12 @@ def open_warehouse(project) -> DuckDBWarehouse | PostgresWarehouse:
         return DuckDBWarehouse(project)
     if project.target.type == "postgres":
         return PostgresWarehouse(project)
+    if project.target.type == "spark":
+        from .spark_warehouse import SparkWarehouse
+
+        return SparkWarehouse(project)
     raise FeaturekitError(
-        f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB and PostgreSQL warehouses"
+        f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB, PostgreSQL and Spark warehouses"
     )
 
 
@@ -59,6 +63,7 @@ class DuckDBWarehouse:
 
     Both classes offer: `local` (a DuckDB connection), execute, create_temp_table and
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
+    sql_type (the warehouse's name of a DuckDB type),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
     giving the rows of a query run in the warehouse), copy_to_local and close."""
 
@@ -67,6 +72,9 @@ class DuckDBWarehouse:
         self.name = str(project.warehouse)
 
     local_is_warehouse = True
+
+    def sql_type(self, duckdb_type: str) -> str:
+        return duckdb_type
 
     def execute(self, sql: str) -> None:
         self.local.execute(sql)
@@ -121,6 +129,9 @@ class PostgresWarehouse:
         return str(self.target.config.get("dbname") or self.target.config.get("database"))
 
     local_is_warehouse = False
+
+    def sql_type(self, duckdb_type: str) -> str:
+        return postgres_type(duckdb_type)
 
     def execute(self, sql: str) -> None:
         with self._cursor() as cursor:

@@ -30,7 +30,7 @@ from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
 from . import layout
 from .snapshots import SnapshotDir, default_online_dir
-from ..warehouse import open_warehouse, postgres_type
+from ..warehouse import open_warehouse
 from ..timestamps import iso, parse_utc
 
 DEFAULT_KEEP = 5
@@ -280,9 +280,8 @@ def _feature_set_record(source, project, snapshots, spec: dict, view_records: di
             if key not in key_types:
                 keys.append(key)
                 key_types[key] = view_records[view["ref"]]["key_types"][key]
-    cast = (lambda t: t) if source.local_is_warehouse else postgres_type
     labels = "(SELECT {} WHERE false)".format(
-        ", ".join([f"CAST(NULL AS {cast(key_types[k])}) AS {_ident(k)}" for k in keys]
+        ", ".join([f"CAST(NULL AS {source.sql_type(key_types[k])}) AS {_ident(k)}" for k in keys]
                   + ["CAST(NULL AS TIMESTAMP) AS __fk_input_ts", "0 AS __fk_input_row"])
     )
     empty_views = [dict(view, relation=f"(SELECT * FROM {view['relation']} LIMIT 0)") for view in spec["views"]]
