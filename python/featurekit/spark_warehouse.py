@@ -66,8 +66,9 @@ class SparkWarehouse:
         self._sql(sql)
 
     def create_temp_table(self, name: str, sql: str) -> None:
-        self._sql(f"CACHE TABLE {name} AS {sql}")
+        self._sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {sql}")
         self._views.append(name)
+        self._sql(f"CACHE TABLE {name}")
 
     def fetchall(self, sql: str) -> list[tuple]:
         return [tuple(row) for row in self._sql(sql).collect()]
@@ -113,7 +114,7 @@ class SparkWarehouse:
 
     def close(self) -> None:
         self.local.close()
-        for name in self._views:
+        for name in reversed(self._views):  # a view reads the ones made before it
             self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
             self.spark.catalog.dropTempView(name)
         shutil.rmtree(self._directory, ignore_errors=True)
