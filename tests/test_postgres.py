@@ -190,13 +190,15 @@ def test_parity_of_a_log_served_from_a_postgres_snapshot(pg_project, tmp_path):
         assert column["compared"] > 0
 
 
-def test_freshness_and_describe_read_postgres(pg_project):
+def test_monitoring_and_lock_on_postgres(pg_project):
     report = json.loads(featurekit_cli("freshness", "--project-dir", str(pg_project), "--now", "2024-11-01T00:00:00Z",
                                        "--json").stdout)
     assert report["status"] == "ok"
     assert all(r["warehouse"]["newest_feature_ts"] for r in report["views"])
     described = featurekit_cli("describe", "customer_orders_v1", "--project-dir", str(pg_project)).stdout
     assert "customer_orders_v1" in described
+    featurekit_cli("lock", "--project-dir", str(pg_project))
+    assert "9 released version(s) unchanged" in featurekit_cli("check", "--project-dir", str(pg_project)).stdout
 
 
 # ---------------------------------------------------------------------------------------------

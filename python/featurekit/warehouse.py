@@ -62,11 +62,11 @@ class DuckDBWarehouse:
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
     giving the rows of a query run in the warehouse), copy_to_local and close."""
 
+    local_is_warehouse = True
+
     def __init__(self, project):
         self.local = project.connect_warehouse()
         self.name = str(project.warehouse)
-
-    local_is_warehouse = True
 
     def execute(self, sql: str) -> None:
         self.local.execute(sql)
@@ -96,10 +96,17 @@ class DuckDBWarehouse:
 class PostgresWarehouse:
     """A PostgreSQL database reached with psycopg2, and an in-memory DuckDB as `local`."""
 
-    def __init__(self, project):
-        import psycopg2
+    local_is_warehouse = False
 
+    def __init__(self, project):
         self.target = project.target
+        try:
+            import psycopg2
+        except ImportError:
+            raise FeaturekitError(
+                f"{self.target.describe()} is a PostgreSQL warehouse: install featurekit's PostgreSQL support "
+                "with pip install 'featurekit[postgres]'"
+            ) from None
         self.name = f"postgres {self.target.config.get('host')}:{self.target.config.get('port', 5432)}/{self._dbname()}"
         settings = {ours: self.target.config[theirs] for theirs, ours in _CONNECTION_SETTINGS.items() if theirs in self.target.config}
         try:
@@ -119,8 +126,6 @@ class PostgresWarehouse:
 
     def _dbname(self) -> str:
         return str(self.target.config.get("dbname") or self.target.config.get("database"))
-
-    local_is_warehouse = False
 
     def execute(self, sql: str) -> None:
         with self._cursor() as cursor:
