@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,15 +44,26 @@ _CONNECTION_SETTINGS = {"host": "host", "port": "port", "user": "user", "passwor
 _SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET jit = off; SET work_mem = '256MB'"
 
 
-def open_warehouse(project) -> DuckDBWarehouse | PostgresWarehouse:
-    """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file)."""
+@contextmanager
+def open_warehouse(project) -> Iterator[DuckDBWarehouse | PostgresWarehouse]:
+    """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file), open for
+    the block."""
     if project.warehouse_override or project.target.type == "duckdb":
-        return DuckDBWarehouse(project)
-    if project.target.type == "postgres":
-        return PostgresWarehouse(project)
-    raise FeaturekitError(
-        f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB and PostgreSQL warehouses"
-    )
+        con = project.connect_warehouse()
+        try:
+            yield DuckDBWarehouse(con, str(project.warehouse))
+        finally:
+            con.close()
+    elif project.target.type == "postgres":
+        warehouse = PostgresWarehouse(project.target)
+        try:
+            yield warehouse
+        finally:
+            warehouse.close()
+    else:
+        raise FeaturekitError(
+            f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB and PostgreSQL warehouses"
+        )
 
 
 class DuckDBWarehouse:
@@ -60,13 +72,13 @@ class DuckDBWarehouse:
     Both classes offer: `local` (a DuckDB connection), execute, create_temp_table and
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
-    giving the rows of a query run in the warehouse), copy_to_local and close."""
+    giving the rows of a query run in the warehouse) and copy_to_local."""
 
     local_is_warehouse = True
 
-    def __init__(self, project):
-        self.local = project.connect_warehouse()
-        self.name = str(project.warehouse)
+    def __init__(self, local: duckdb.DuckDBPyConnection, name: str):
+        self.local = local
+        self.name = name
 
     def execute(self, sql: str) -> None:
         self.local.execute(sql)
@@ -89,17 +101,14 @@ class DuckDBWarehouse:
     def upload(self, local_sql: str, table: str, types: dict[str, str]) -> None:
         self.local.execute(f"CREATE TEMP TABLE {table} AS {local_sql}")
 
-    def close(self) -> None:
-        self.local.close()
-
 
 class PostgresWarehouse:
     """A PostgreSQL database reached with psycopg2, and an in-memory DuckDB as `local`."""
 
     local_is_warehouse = False
 
-    def __init__(self, project):
-        self.target = project.target
+    def __init__(self, target):
+        self.target = target
         try:
             import psycopg2
         except ImportError:
