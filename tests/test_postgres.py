@@ -267,6 +267,23 @@ def test_views_not_built_is_one_line(pg_project, postgres_server, tmp_path):
                 cursor.execute(f"ALTER TABLE shop.{away} RENAME TO {table}")
 
 
+def test_a_view_repeating_an_instant_is_one_line(pg_project, postgres_server, tmp_path):
+    """A view that breaks the history contract (a repeated (key, feature_ts), inserted for the
+    test, then removed) gives an error, not a label with two rows."""
+    project = broken_copy(pg_project, tmp_path, postgres_server, "shop")
+    with closing(connect(postgres_server, "shop")) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO shop.last_purchase_v1 SELECT * FROM shop.last_purchase_v1 "
+                       "WHERE customer_id = 3 AND feature_ts < '2024-05-01' ORDER BY feature_ts DESC LIMIT 1")
+        try:
+            line = error_line(project, tmp_path)
+        finally:
+            cursor.execute("DELETE FROM shop.last_purchase_v1 WHERE ctid IN (SELECT max(ctid) FROM shop.last_purchase_v1 "
+                           "GROUP BY customer_id, feature_ts HAVING count(*) > 1)")
+    assert line.startswith("Error: the join gave ") and line.endswith(
+        " rows for the 1 label rows of labels.csv: a feature view repeats a (key, feature timestamp); its "
+        "featurekit.unique_history test names it (dbt test); fix the view and rebuild it")
+
+
 # ---------------------------------------------------------------------------------------------
 # The point-in-time oracle, on PostgreSQL
 

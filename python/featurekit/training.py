@@ -53,7 +53,9 @@ def training_set(
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
     with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (source, plan, spec, loaded):
-        return source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
+        frame = source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
+    _check_one_row_per_label(len(frame), loaded)
+    return frame
 
 
 def write_training_set(
@@ -97,6 +99,7 @@ def write_training_set(
             except duckdb.IOException as e:
                 raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
             stats = _view_stats(source.local, tmp_data, kind, spec)
+            _check_one_row_per_label(stats["rows"], labels)
             warehouse_name = source.name
         sidecar = {
             "featurekit_version": __version__,
@@ -189,6 +192,16 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
     label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
     return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
             f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
+
+
+def _check_one_row_per_label(rows: int, labels: Labels) -> None:
+    """The portable join (default__view_join) takes a view's row by (keys, instant), which the
+    history contract makes unique: a view that repeats one gives a label more than one row."""
+    if rows != labels.rows:
+        raise FeaturekitError(
+            f"the join gave {rows:,} rows for the {labels.rows:,} label rows of {labels.name}: a feature view repeats a "
+            "(key, feature timestamp); its featurekit.unique_history test names it (dbt test); fix the view and rebuild it"
+        )
 
 
 def _limit_memory(con, memory_limit: str) -> None:
