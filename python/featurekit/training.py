@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -50,11 +51,8 @@ def training_set(
     """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
-    con, plan, spec, _ = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet)
-    try:
+    with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (con, plan, spec, _):
         return con.execute(_run_steps(con, plan, spec, _quiet)).df()
-    finally:
-        con.close()
 
 
 def write_training_set(
@@ -87,19 +85,17 @@ def write_training_set(
         tmp_data.touch()  # before the join: the directory may not take the file
     except OSError as e:
         raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
-    con = None
     try:
         project = Project(project_dir, warehouse)
-        con, plan, spec, labels = _prepare(
-            project, labels_path, feature_set, features, timestamp_column, memory_limit, progress
-        )
-        sql = _run_steps(con, plan, spec, progress)
-        options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
-        try:
-            con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
-        except duckdb.IOException as e:
-            raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
-        stats = _view_stats(con, tmp_data, kind, spec)
+        prepared = _prepare(project, labels_path, feature_set, features, timestamp_column, memory_limit, progress)
+        with prepared as (con, plan, spec, labels):
+            sql = _run_steps(con, plan, spec, progress)
+            options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
+            try:
+                con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+            except duckdb.IOException as e:
+                raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
+            stats = _view_stats(con, tmp_data, kind, spec)
         sidecar = {
             "featurekit_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -130,22 +126,20 @@ def write_training_set(
         except OSError as e:
             raise FeaturekitError(f"-o {output}: cannot write it: {e.strerror} ({e.filename})") from None
     finally:
-        if con is not None:
-            con.close()
         for leftover in (tmp_data, tmp_sidecar):
             remove(leftover)
     progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
     return sidecar
 
 
+@contextmanager
 def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress):
     if (feature_set is None) == (features is None):
         raise FeaturekitError("give exactly one of --feature-set or --features")
     if features is not None and not features:
         raise FeaturekitError("--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d")
     spec = resolve(project, feature_set=feature_set, features=features)
-    con = project.connect_warehouse()
-    try:
+    with project.connect_warehouse() as con:
         _limit_memory(con, memory_limit)
         keys = _key_types(con, spec)
         progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
@@ -160,10 +154,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
             label_columns=loaded.columns,
             row_column=ROW,
         )
-    except BaseException:
-        con.close()
-        raise
-    return con, plan, spec, loaded
+        yield con, plan, spec, loaded
 
 
 def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:

@@ -117,14 +117,12 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         return {}
     cutoff = f"CAST({_sql_string(now.isoformat(sep=' '))} AS TIMESTAMP)"
     parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(project.macros, view, cutoff)}) AS newest" for view in views]
-    con = project.connect_warehouse()
-    try:
-        return dict(con.execute(" UNION ALL ".join(parts)).fetchall())
-    except Exception as e:
-        first = str(e).strip().splitlines()[0]
-        raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None
-    finally:
-        con.close()
+    with project.connect_warehouse() as con:
+        try:
+            return dict(con.execute(" UNION ALL ".join(parts)).fetchall())
+        except Exception as e:
+            first = str(e).strip().splitlines()[0]
+            raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None
 
 
 def newest_data_sql(macros, view: dict, cutoff: str, strictly_before: bool = False) -> str:

@@ -236,15 +236,12 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
     keys = view["keys"]
     rows = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
     on = " AND ".join(f"v.{_ident(k)} = r.{_ident(k)}" for k in keys)
-    con = project.connect_warehouse()
-    try:
+    with project.connect_warehouse() as con:
         con.register("__fk_replayed", rows)
         return con.sql(
             f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
             f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"
         ).to_arrow_table().column(0).cast(pa.timestamp("us"))
-    finally:
-        con.close()
 
 
 def _compare_column(column: str, view: str, logged: pa.Table, replayed: pa.Table, keep, keys: list[str]) -> dict:

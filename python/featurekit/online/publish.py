@@ -163,8 +163,7 @@ def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
 
 
 def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress) -> dict:
-    con = project.connect_warehouse()
-    try:
+    with project.connect_warehouse() as con:
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
         # the store sorts the rows when it loads them: let the copy write in parallel (1.4 -> 1.0 s at 1M keys)
         con.execute("SET preserve_insertion_order = false")
@@ -178,8 +177,6 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         progress("writing the serving layout")
         serving = layout.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
-    finally:
-        con.close()
     _fsync(tmp_db)
     as_ofs = [record["as_of"] for record in view_records.values()]
     return {
