@@ -2,8 +2,8 @@
 upload label rows, bring result rows out.
 
 Two engines, two small classes. DuckDB: the warehouse file attached read-only to an
-in-memory DuckDB (Project.connect_warehouse), so the SQL runs where the data is and `local`
-is that same connection. PostgreSQL: a psycopg2 connection made from the dbt target's
+in-memory DuckDB (Project.connect_warehouse, which holds the warehouse's readers' lock), so
+the SQL runs where the data is and `local` is that same connection. PostgreSQL: a psycopg2 connection made from the dbt target's
 settings, beside an in-memory DuckDB (`local`) where featurekit does its own part: checking
 labels (labels.py) and writing Parquet, CSV or the online snapshot.
 
@@ -49,11 +49,8 @@ def open_warehouse(project) -> Iterator[DuckDBWarehouse | PostgresWarehouse]:
     """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file), open for
     the block."""
     if project.warehouse_override or project.target.type == "duckdb":
-        con = project.connect_warehouse()
-        try:
+        with project.connect_warehouse() as con:  # attached read-only, under the readers' lock
             yield DuckDBWarehouse(con, str(project.warehouse))
-        finally:
-            con.close()
     elif project.target.type == "postgres":
         warehouse = PostgresWarehouse(project.target)
         try:
