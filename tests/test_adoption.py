@@ -245,7 +245,7 @@ def built(acme):
     project = acme["project"]
     out = featurekit(acme, "init").stdout
     assert f"{VENDOR_DIR}: featurekit" in out and "packages.yml: added" in out
-    assert (project / ".gitignore").read_text() == "target/\ndbt_packages/\nlogs/\n# featurekit\n/.featurekit/\n/online/\n"
+    assert (project / ".gitignore").read_text() == "target/\ndbt_packages/\nlogs/\n# featurekit\n/.featurekit/\n/online/\n*.featurekit-lock\n"
     assert (project / "dbt_macros" / "get_incremental_featurekit_history_sql.sql").is_file()
     entries = yaml.safe_load((project / "packages.yml").read_text())["packages"]
     assert entries == [{"local": VENDOR_DIR}, {"local": "../acme_shared"}]

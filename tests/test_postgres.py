@@ -190,13 +190,15 @@ def test_parity_of_a_log_served_from_a_postgres_snapshot(pg_project, tmp_path):
         assert column["compared"] > 0
 
 
-def test_freshness_and_describe_read_postgres(pg_project):
+def test_monitoring_and_lock_on_postgres(pg_project):
     report = json.loads(featurekit_cli("freshness", "--project-dir", str(pg_project), "--now", "2024-11-01T00:00:00Z",
                                        "--json").stdout)
     assert report["status"] == "ok"
     assert all(r["warehouse"]["newest_feature_ts"] for r in report["views"])
     described = featurekit_cli("describe", "customer_orders_v1", "--project-dir", str(pg_project)).stdout
     assert "customer_orders_v1" in described
+    featurekit_cli("lock", "--project-dir", str(pg_project))
+    assert "9 released version(s) unchanged" in featurekit_cli("check", "--project-dir", str(pg_project)).stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,6 +265,23 @@ def test_views_not_built_is_one_line(pg_project, postgres_server, tmp_path):
         finally:
             for table, away in renames:
                 cursor.execute(f"ALTER TABLE shop.{away} RENAME TO {table}")
+
+
+def test_a_view_repeating_an_instant_is_one_line(pg_project, postgres_server, tmp_path):
+    """A view that breaks the history contract (a repeated (key, feature_ts), inserted for the
+    test, then removed) gives an error, not a label with two rows."""
+    project = broken_copy(pg_project, tmp_path, postgres_server, "shop")
+    with closing(connect(postgres_server, "shop")) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO shop.last_purchase_v1 SELECT * FROM shop.last_purchase_v1 "
+                       "WHERE customer_id = 3 AND feature_ts < '2024-05-01' ORDER BY feature_ts DESC LIMIT 1")
+        try:
+            line = error_line(project, tmp_path)
+        finally:
+            cursor.execute("DELETE FROM shop.last_purchase_v1 WHERE ctid IN (SELECT max(ctid) FROM shop.last_purchase_v1 "
+                           "GROUP BY customer_id, feature_ts HAVING count(*) > 1)")
+    assert line.startswith("Error: the join gave ") and line.endswith(
+        " rows for the 1 label rows of labels.csv: a feature view repeats a (key, feature timestamp); its "
+        "featurekit.unique_history test names it (dbt test); fix the view and rebuild it")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def _strategy_shim(root: Path, config: dict) -> list[str]:
 
 # What featurekit writes into a project that must not be committed: its private files (a
 # profile copy, dbt parses for `check`) and the default online snapshot directory.
-IGNORED = ["/.featurekit/", "/online/"]
+IGNORED = ["/.featurekit/", "/online/", "*.featurekit-lock"]  # the last: beside a DuckDB warehouse (warehouse_lock.py)
 
 
 def _gitignore(root: Path) -> list[str]:

@@ -7,14 +7,17 @@ import gc
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+from . import warehouse_lock
 from .errors import CheckFailed, FeaturekitError
 from .project import Project
 
 # dbt's own command line, in a fresh Python process.
 DBT_COMMAND = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; cli()"]
+# dbt commands that never open the warehouse, so need not wait for its readers
+WITHOUT_WAREHOUSE = {"deps", "parse", "clean", "ls", "list", "init"}
 
 
 def _profile_args(project: Project) -> list[str]:
@@ -26,14 +29,15 @@ def run_dbt(project: Project, *args: str, quiet: bool = False) -> None:
     """Runs `dbt ARGS` in the project directory; raises FeaturekitError when it fails."""
     command = [*DBT_COMMAND, *args, *_profile_args(project)]
     env = dict(os.environ, **_warehouse_override(project))
-    result = subprocess.run(
-        command,
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE if quiet else None,
-        stderr=subprocess.STDOUT if quiet else None,
-        text=True,
-    )
+    with _writing(project, args):
+        result = subprocess.run(
+            command,
+            cwd=project.root,
+            env=env,
+            stdout=subprocess.PIPE if quiet else None,
+            stderr=subprocess.STDOUT if quiet else None,
+            text=True,
+        )
     if result.returncode != 0:
         # dbt exits 1 when a model or test failed (a check found a problem), 2 on bad usage.
         error = CheckFailed if result.returncode == 1 else FeaturekitError
@@ -53,7 +57,7 @@ def build_in_process(project: Project, *args: str) -> None:
     from dbt.cli.main import dbtRunner
 
     common = ["--project-dir", str(project.root), *_profile_args(project)]
-    with _dbt_environment(project):
+    with _writing(project, ["build"]), _dbt_environment(project):
         try:
             parsed = dbtRunner().invoke(["parse", "--quiet", *common])
             _raise_unless_ok(parsed, "parse")
@@ -79,6 +83,19 @@ def _raise_unless_ok(result, *command: str) -> None:
     error = FeaturekitError if result.exception is not None else CheckFailed
     reason = f" ({str(result.exception).strip().splitlines()[0]})" if result.exception is not None else ""
     raise error(f"`dbt {' '.join(command)}` failed{reason}; see dbt's output above")
+
+
+def _writing(project: Project, args) -> AbstractContextManager:
+    """The warehouse's writer lock (warehouse_lock.py) for a dbt command that opens a DuckDB
+    warehouse: it waits for featurekit's readers instead of failing on DuckDB's file lock."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is None or command in WITHOUT_WAREHOUSE:
+        return nullcontext()
+    try:
+        warehouse = project.warehouse
+    except FeaturekitError:  # not a DuckDB file, or a profile dbt will report on itself
+        return nullcontext()
+    return warehouse_lock.writing(warehouse)
 
 
 def _warehouse_override(project: Project) -> dict[str, str]:

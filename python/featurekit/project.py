@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 import duckdb
 import yaml
 
+from . import warehouse_lock
 from .dbt_package import require_package
 from .errors import FeaturekitError
 from .macros import MacroRenderer
@@ -139,28 +142,42 @@ class Project:
         # dbt's target directory is the project's own, writable build output.
         return MacroRenderer(self.manifest, adapter_type, cache_dir=self.target_dir / "featurekit_macro_cache")
 
-    def connect_warehouse(self) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def connect_warehouse(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An in-memory DuckDB with the warehouse attached read-only under the catalog name dbt
-        used, so the manifest's relation names resolve; never blocks a concurrent reader."""
+        used, so the manifest's relation names resolve. Holds the warehouse's readers' lock
+        (warehouse_lock.py) until the block ends; a file a process outside featurekit writes
+        (a plain `dbt build`) is waited for within the same bound."""
         if not self.warehouse.is_file():
             raise FeaturekitError(
                 f"warehouse {self._rel(self.warehouse)} not found: run `featurekit refresh` (or `dbt build`) first"
             )
+        with warehouse_lock.reading(self.warehouse):
+            con = self._attach_warehouse()
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _attach_warehouse(self) -> duckdb.DuckDBPyConnection:
         # No progress bar: DuckDB prints it to stdout on long queries, even when stdout is a pipe.
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
-        try:
-            con.execute(f"ATTACH {_sql_string(self.warehouse)} AS {_ident(self.database_name)} (READ_ONLY)")
-        except duckdb.IOException as e:
-            con.close()
-            if "lock" in str(e).lower():
-                raise FeaturekitError(
-                    f"warehouse {self._rel(self.warehouse)} is locked by another process (a running dbt build?): "
-                    "wait for it to finish and retry"
-                ) from None
-            raise FeaturekitError(f"cannot open warehouse {self._rel(self.warehouse)}: {e}") from None
-        return con
+        deadline = warehouse_lock.Deadline(self.warehouse, "a process outside featurekit writes it (a plain dbt build?)")
+        while True:
+            try:
+                con.execute(f"ATTACH {_sql_string(self.warehouse)} AS {_ident(self.database_name)} (READ_ONLY)")
+                return con
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    con.close()
+                    raise FeaturekitError(f"cannot open warehouse {self._rel(self.warehouse)}: {e}") from None
+                try:
+                    deadline.wait()
+                except FeaturekitError:
+                    con.close()
+                    raise
 
     @property
     def database_name(self) -> str:

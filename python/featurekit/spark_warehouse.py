@@ -33,8 +33,8 @@ class SparkWarehouse:
 
     local_is_warehouse = False
 
-    def __init__(self, project):
-        self.target = project.target
+    def __init__(self, target):
+        self.target = target
         if self.target.config.get("method") != "session":
             raise FeaturekitError(
                 f"{self.target.describe()} is a Spark target with method {self.target.config.get('method')}; "

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -51,11 +52,10 @@ def training_set(
     """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
-    source, plan, spec, loaded = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet)
-    try:
-        return source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
-    finally:
-        source.close()
+    with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (source, plan, spec, loaded):
+        frame = source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
+    _check_one_row_per_label(len(frame), loaded)
+    return frame
 
 
 def write_training_set(
@@ -88,20 +88,19 @@ def write_training_set(
         tmp_data.touch()  # before the join: the directory may not take the file
     except OSError as e:
         raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
-    source = None
     try:
         project = Project(project_dir, warehouse)
-        source, plan, spec, labels = _prepare(
-            project, labels_path, feature_set, features, timestamp_column, memory_limit, progress
-        )
-        sql = _run_steps(source, plan, spec, labels, progress)
-        con = source.local
-        options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
-        try:
-            con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
-        except duckdb.IOException as e:
-            raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
-        stats = _view_stats(con, tmp_data, kind, spec)
+        prepared = _prepare(project, labels_path, feature_set, features, timestamp_column, memory_limit, progress)
+        with prepared as (source, plan, spec, labels):
+            sql = _run_steps(source, plan, spec, labels, progress)
+            options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
+            try:
+                source.local.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+            except duckdb.IOException as e:
+                raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
+            stats = _view_stats(source.local, tmp_data, kind, spec)
+            _check_one_row_per_label(stats["rows"], labels)
+            warehouse_name = source.name
         sidecar = {
             "featurekit_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -123,7 +122,7 @@ def write_training_set(
             },
             "views": [_view_record(view, stats["views"][view["ref"]]) for view in spec["views"]],
             "dbt_manifest_sha256": project.manifest_sha256,
-            "warehouse": source.name,
+            "warehouse": warehouse_name,
         }
         try:
             tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
@@ -132,22 +131,20 @@ def write_training_set(
         except OSError as e:
             raise FeaturekitError(f"-o {output}: cannot write it: {e.strerror} ({e.filename})") from None
     finally:
-        if source is not None:
-            source.close()
         for leftover in (tmp_data, tmp_sidecar):
             remove(leftover)
     progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
     return sidecar
 
 
+@contextmanager
 def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress):
     if (feature_set is None) == (features is None):
         raise FeaturekitError("give exactly one of --feature-set or --features")
     if features is not None and not features:
         raise FeaturekitError("--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d")
     spec = resolve(project, feature_set=feature_set, features=features)
-    source = open_warehouse(project)
-    try:
+    with open_warehouse(project) as source:
         con = source.local
         _limit_memory(con, memory_limit)
         keys = _key_types(source, spec)
@@ -171,10 +168,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
             label_columns=label_columns,
             row_column=ROW,
         )
-    except BaseException:
-        source.close()
-        raise
-    return source, plan, spec, loaded
+        yield source, plan, spec, loaded
 
 
 def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progress) -> str:
@@ -198,6 +192,16 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
     label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
     return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
             f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
+
+
+def _check_one_row_per_label(rows: int, labels: Labels) -> None:
+    """The portable join (default__view_join) takes a view's row by (keys, instant), which the
+    history contract makes unique: a view that repeats one gives a label more than one row."""
+    if rows != labels.rows:
+        raise FeaturekitError(
+            f"the join gave {rows:,} rows for the {labels.rows:,} label rows of {labels.name}: a feature view repeats a "
+            "(key, feature timestamp); its featurekit.unique_history test names it (dbt test); fix the view and rebuild it"
+        )
 
 
 def _limit_memory(con, memory_limit: str) -> None:

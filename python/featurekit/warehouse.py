@@ -2,8 +2,8 @@
 upload label rows, bring result rows out.
 
 Two engines, two small classes. DuckDB: the warehouse file attached read-only to an
-in-memory DuckDB (Project.connect_warehouse), so the SQL runs where the data is and `local`
-is that same connection. PostgreSQL: a psycopg2 connection made from the dbt target's
+in-memory DuckDB (Project.connect_warehouse, which holds the warehouse's readers' lock), so
+the SQL runs where the data is and `local` is that same connection. PostgreSQL: a psycopg2 connection made from the dbt target's
 settings, beside an in-memory DuckDB (`local`) where featurekit does its own part: checking
 labels (labels.py) and writing Parquet, CSV or the online snapshot.
 
@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .errors import FeaturekitError
+
+if TYPE_CHECKING:
+    from .spark_warehouse import SparkWarehouse
 
 # PostgreSQL type OIDs -> the DuckDB type a result column is read as.
 _DUCKDB_TYPES = {
@@ -43,19 +48,28 @@ _CONNECTION_SETTINGS = {"host": "host", "port": "port", "user": "user", "passwor
 _SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET jit = off; SET work_mem = '256MB'"
 
 
-def open_warehouse(project) -> DuckDBWarehouse | PostgresWarehouse:
-    """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file)."""
+@contextmanager
+def open_warehouse(project) -> Iterator[DuckDBWarehouse | PostgresWarehouse | SparkWarehouse]:
+    """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file), open for
+    the block."""
     if project.warehouse_override or project.target.type == "duckdb":
-        return DuckDBWarehouse(project)
+        with project.connect_warehouse() as con:  # attached read-only, under the readers' lock
+            yield DuckDBWarehouse(con, str(project.warehouse))
+        return
     if project.target.type == "postgres":
-        return PostgresWarehouse(project)
-    if project.target.type == "spark":
+        warehouse = PostgresWarehouse(project.target)
+    elif project.target.type == "spark":
         from .spark_warehouse import SparkWarehouse
 
-        return SparkWarehouse(project)
-    raise FeaturekitError(
-        f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB, PostgreSQL and Spark warehouses"
-    )
+        warehouse = SparkWarehouse(project.target)
+    else:
+        raise FeaturekitError(
+            f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB, PostgreSQL and Spark warehouses"
+        )
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
 
 
 class DuckDBWarehouse:
@@ -65,13 +79,13 @@ class DuckDBWarehouse:
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
     sql_type (the warehouse's name of a DuckDB type),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
-    giving the rows of a query run in the warehouse), copy_to_local and close."""
-
-    def __init__(self, project):
-        self.local = project.connect_warehouse()
-        self.name = str(project.warehouse)
+    giving the rows of a query run in the warehouse) and copy_to_local."""
 
     local_is_warehouse = True
+
+    def __init__(self, local: duckdb.DuckDBPyConnection, name: str):
+        self.local = local
+        self.name = name
 
     def sql_type(self, duckdb_type: str) -> str:
         return duckdb_type
@@ -97,17 +111,21 @@ class DuckDBWarehouse:
     def upload(self, local_sql: str, table: str, types: dict[str, str]) -> None:
         self.local.execute(f"CREATE TEMP TABLE {table} AS {local_sql}")
 
-    def close(self) -> None:
-        self.local.close()
-
 
 class PostgresWarehouse:
     """A PostgreSQL database reached with psycopg2, and an in-memory DuckDB as `local`."""
 
-    def __init__(self, project):
-        import psycopg2
+    local_is_warehouse = False
 
-        self.target = project.target
+    def __init__(self, target):
+        self.target = target
+        try:
+            import psycopg2
+        except ImportError:
+            raise FeaturekitError(
+                f"{self.target.describe()} is a PostgreSQL warehouse: install featurekit's PostgreSQL support "
+                "with pip install 'featurekit[postgres]'"
+            ) from None
         self.name = f"postgres {self.target.config.get('host')}:{self.target.config.get('port', 5432)}/{self._dbname()}"
         settings = {ours: self.target.config[theirs] for theirs, ours in _CONNECTION_SETTINGS.items() if theirs in self.target.config}
         try:
@@ -127,8 +145,6 @@ class PostgresWarehouse:
 
     def _dbname(self) -> str:
         return str(self.target.config.get("dbname") or self.target.config.get("database"))
-
-    local_is_warehouse = False
 
     def sql_type(self, duckdb_type: str) -> str:
         return postgres_type(duckdb_type)

@@ -214,13 +214,10 @@ def _stale_project(project: Project, destination: Path) -> Project:
 
 def _labels(project: Project) -> pd.DataFrame:
     """The churn labels the warehouse was built from (seeds or generated Parquet)."""
-    con = project.connect_warehouse()
-    try:
+    with project.connect_warehouse() as con:
         return con.execute(
             f"SELECT customer_id, label_ts, churned FROM {project.database_name}.main.stg_churn_labels"
         ).df()
-    finally:
-        con.close()
 
 
 def _fit(sklearn, train: pd.DataFrame):
@@ -315,12 +312,9 @@ FROM requests r
 
 
 def _serve_handwritten(project: Project, labels: pd.DataFrame) -> pd.DataFrame:
-    con = project.connect_warehouse()
-    try:
+    with project.connect_warehouse() as con:
         con.register("labels", labels)
         served = con.execute(HANDWRITTEN_SQL.format(db=project.database_name)).df()
-    finally:
-        con.close()
     return labels.merge(served, on=["customer_id", "label_ts"], how="left")
 
 

@@ -118,16 +118,14 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         return {}
     cutoff = f"CAST({_sql_string(now.isoformat(sep=' '))} AS TIMESTAMP)"
     parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(project.macros, view, cutoff)}) AS newest" for view in views]
-    source = open_warehouse(project)
-    try:
-        return dict(source.fetchall(" UNION ALL ".join(parts)))
-    except FeaturekitError:  # the warehouse's own message names the target
-        raise
-    except Exception as e:
-        first = str(e).strip().splitlines()[0]
-        raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None
-    finally:
-        source.close()
+    with open_warehouse(project) as source:
+        try:
+            return dict(source.fetchall(" UNION ALL ".join(parts)))
+        except FeaturekitError:  # the warehouse's own message names the target
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0]
+            raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None
 
 
 def newest_data_sql(macros, view: dict, cutoff: str, strictly_before: bool = False) -> str:

@@ -237,8 +237,7 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
     keys = view["keys"]
     rows = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
     on = " AND ".join(f"v.{_ident(k)} = r.{_ident(k)}" for k in keys)
-    source = open_warehouse(project)
-    try:
+    with open_warehouse(project) as source:
         source.local.register("__fk_replayed_rows", rows)
         types = source.local.execute("SELECT column_name, column_type FROM (DESCRIBE __fk_replayed_rows)").fetchall()
         source.upload("SELECT * FROM __fk_replayed_rows", "__fk_replayed", {n: source.sql_type(t) for n, t in types})
@@ -246,8 +245,6 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
             f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
             f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"
         )).to_arrow_table().column(0).cast(pa.timestamp("us"))
-    finally:
-        source.close()
 
 
 def _compare_column(column: str, view: str, logged: pa.Table, replayed: pa.Table, keep, keys: list[str]) -> dict:

@@ -90,44 +90,43 @@ order by l.__fk_row
     view's place n in the join, its feature timestamp __fk_ts_<n> and fetched columns
     __fk_<n>_<column>. -#}
 
-{#- Portable: one sort-based pass (last value carried forward), O(n log n), never a join of
-    each label to every earlier row. The label rows and the view's timeline rows form one
-    stream per key, ordered by time with a label before a view row at an equal instant (so
-    the rule stays strictly before). Counting the view rows up to each position numbers the
-    view rows 1, 2, ... per key and gives each label the number of the last view row before
-    it (0: none); the label then joins that row by (keys, number). Numbering rather than
-    matching on the row's time gives each label exactly one row even where a broken view
-    repeats (keys, time), as the duckdb__ plan does (which of the repeats is arbitrary; the
-    unique_history test reports them). -#}
+{#- Portable: the last view row carried forward in one sorted pass, O(n log n), never a join
+    of each label to every earlier row. The label rows and the view's timeline rows (keys and
+    times only) form one stream per key, ordered by time with a label before a view row at an
+    equal instant (so the rule stays strictly before); the running greatest view time at each
+    label is the instant of the row it takes, which it then joins by (keys, instant): the
+    timeline is unique on them (the history contract; the unique_history test). The
+    timeline is read twice rather than shared: a shared one is materialized, every row of it. -#}
 {% macro default__view_join(rows, view, n) %}
 {%- set keys = view['keys'] %}
 {%- set fetched = featurekit.fetched_columns(view) %}
     with __fk_stream_{{ n }} as (
-        select {% for key in keys %}{{ key }}, {% endfor %}__fk_ts as __fk_at, 0 as __fk_kind, cast(__fk_row as bigint) as __fk_row,
-            null as __fk_feature_ts{% for column in fetched %}, null as {{ column }}{% endfor %}
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_ts as __fk_at, 0 as __fk_kind, cast(__fk_row as bigint) as __fk_row
         from {{ rows }}
         where __fk_ts is not null
         union all
-        select {% for key in keys %}{{ key }}, {% endfor %}__fk_at, 1, null, __fk_feature_ts{% for column in fetched %}, {{ column }}{% endfor %}
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_at, 1, null
         from (
-{{ featurekit.view_timeline(view, fetched) }}
-        ) as __fk_timeline
+{{ featurekit.view_timeline(view, []) }}
+        ) as __fk_instants
     ),
-    __fk_numbered_{{ n }} as (
+    __fk_matched_{{ n }} as (
         select
-            *,
-            count(case when __fk_kind = 1 then 1 end) over (
+            {% for key in keys %}{{ key }}, {% endfor %}__fk_row, __fk_kind,
+            max(case when __fk_kind = 1 then __fk_at end) over (
                 partition by {{ keys | join(', ') }} order by __fk_at, __fk_kind
                 rows between unbounded preceding and current row
-            ) as __fk_number
+            ) as __fk_match_at
         from __fk_stream_{{ n }}
     )
-    select r.*, v.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, v.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    select r.*, f.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, f.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
     from {{ rows }} as r
-    left join __fk_numbered_{{ n }} as l
-      on l.__fk_kind = 0 and l.__fk_row = r.__fk_row
-    left join __fk_numbered_{{ n }} as v
-      on v.__fk_kind = 1 and {% for key in keys %}v.{{ key }} = l.{{ key }} and {% endfor %}v.__fk_number = l.__fk_number
+    left join __fk_matched_{{ n }} as m
+      on m.__fk_kind = 0 and m.__fk_row = r.__fk_row
+    left join (
+{{ featurekit.view_timeline(view, fetched) }}
+    ) as f
+      on {% for key in keys %}f.{{ key }} = m.{{ key }} and {% endfor %}f.__fk_at = m.__fk_match_at
 {%- endmacro %}
 
 {#- Spark: the same sorted pass, reading `rows` once. Spark inlines a CTE wherever it is
