@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import time
 from pathlib import Path
 
 
@@ -33,6 +33,9 @@ def start(directory: Path):
     """Starts the local Spark whose metastore and warehouse live in `directory`."""
     from pyspark.sql import SparkSession
 
+    # PySpark turns TIMESTAMP values into naive datetimes in this process's zone
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     directory.mkdir(parents=True, exist_ok=True)
     java_options = f"-Dderby.system.home={directory} -Dderby.stream.error.file={directory / 'derby.log'}"
     session = (
@@ -55,8 +58,3 @@ def start(directory: Path):
     )
     session.sparkContext.setLogLevel("OFF")
     return session
-
-
-def java_version() -> str:
-    result = subprocess.run(["java", "-version"], capture_output=True, text=True)
-    return (result.stderr or result.stdout).splitlines()[0] if result.returncode == 0 else "none"
