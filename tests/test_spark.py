@@ -2,7 +2,8 @@
 the one local Spark of the run: every node and dbt test builds; the feature views and
 training models equal DuckDB's value for value; an incremental run equals a build from
 scratch; `--full-refresh` keeps the history; `featurekit train-set` runs its join in Spark
-and writes what it writes on DuckDB."""
+and writes what it writes on DuckDB; `publish` fills the same snapshot; the join matches the
+brute-force oracle."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from conftest import copy_project, featurekit_cli
 from featurekit.cli import main
 from featurekit.macros import MacroRenderer
 from test_dbt_project import FEATURE_VIEWS, NEW_ROWS, rewrite_seed, table as duckdb_table
+from test_postgres import snapshot_tables
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +167,23 @@ def test_spark_join_matches_oracle(spark, built_project):
         if problems:
             failures[seed] = problems[:5]
     assert failures == {}
+
+
+@pytest.mark.parametrize("as_of", [None, "2024-07-01T00:00:00Z"], ids=["dbt-built", "as-of"])
+def test_published_snapshots_equal_duckdb(spark_shop, built_project, tmp_path, as_of):
+    """publish reads the online tables (or the views, --as-of) from Spark into the same
+    embedded snapshot it fills from DuckDB: the same tables, rows and records."""
+    project, _ = spark_shop
+    args = ["--as-of", as_of] if as_of else []
+    result = CliRunner().invoke(main, ["publish", "--project-dir", str(project), "--online-dir", str(tmp_path / "spark"), "-q", *args])
+    assert result.exit_code == 0, result.output
+    featurekit_cli("publish", "--project-dir", str(built_project), "--online-dir", str(tmp_path / "duckdb"), "-q", *args)
+    (spark_tables, spark_manifest), (duck_tables, duck_manifest) = (snapshot_tables(tmp_path / e) for e in ("spark", "duckdb"))
+    assert sorted(spark_tables) == sorted(duck_tables)
+    for ref, (columns, rows) in duck_tables.items():
+        assert spark_tables[ref][0] == columns, ref
+        assert len(rows) > 0 and same_values(spark_tables[ref][1], rows) == [], ref
+    for ref, record in duck_manifest["views"].items():
+        def same(r):
+            return {k: v for k, v in r.items() if k not in ("as_of", "relation")}
+        assert same(spark_manifest["views"][ref]) == same(record), ref

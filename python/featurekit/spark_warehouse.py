@@ -62,6 +62,10 @@ class SparkWarehouse:
         upper = duckdb_type.upper()
         return _SPARK_TYPES.get(upper, upper.lower() if upper.startswith("DECIMAL") else "string")
 
+    @staticmethod
+    def quote(name: str) -> str:
+        return "`" + str(name).replace("`", "``") + "`"
+
     def execute(self, sql: str) -> None:
         self._sql(sql)
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from .errors import FeaturekitError
+from .project import _ident
 
 if TYPE_CHECKING:
     from .spark_warehouse import SparkWarehouse
@@ -77,7 +78,7 @@ class DuckDBWarehouse:
 
     Both classes offer: `local` (a DuckDB connection), execute, create_temp_table and
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
-    sql_type (the warehouse's name of a DuckDB type),
+    sql_type (the warehouse's name of a DuckDB type), quote (a name in the warehouse's SQL),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
     giving the rows of a query run in the warehouse) and copy_to_local."""
 
@@ -89,6 +90,8 @@ class DuckDBWarehouse:
 
     def sql_type(self, duckdb_type: str) -> str:
         return duckdb_type
+
+    quote = staticmethod(_ident)
 
     def execute(self, sql: str) -> None:
         self.local.execute(sql)
@@ -148,6 +151,8 @@ class PostgresWarehouse:
 
     def sql_type(self, duckdb_type: str) -> str:
         return postgres_type(duckdb_type)
+
+    quote = staticmethod(_ident)
 
     def execute(self, sql: str) -> None:
         with self._cursor() as cursor:
