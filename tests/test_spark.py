@@ -187,3 +187,19 @@ def test_published_snapshots_equal_duckdb(spark_shop, built_project, tmp_path, a
         def same(r):
             return {k: v for k, v in r.items() if k not in ("as_of", "relation")}
         assert same(spark_manifest["views"][ref]) == same(record), ref
+
+
+def test_monitoring_and_lock_on_spark(spark_shop):
+    project, _ = spark_shop
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, [*args, "--project-dir", str(project)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    report = json.loads(cli("freshness", "--now", "2024-11-01T00:00:00Z", "--json"))
+    assert report["status"] == "ok"
+    assert all(r["warehouse"]["newest_feature_ts"] for r in report["views"])
+    assert "customer_orders_v1" in cli("describe", "customer_orders_v1")
+    cli("lock")
+    assert "9 released version(s) unchanged" in cli("check")
