@@ -1,6 +1,6 @@
 """Benchmark: `featurekit train-set` against the same point-in-time join written by hand.
 
-    python bench/train_set.py --scale tiny|small|medium|large
+    python bench/train_set.py --scale tiny|small|medium|large [--engine postgres]
 
 Generates labels and raw feature data (deterministic numpy, about 1% of raw rows restated:
 same key and feature_ts, a later loaded_at), builds the feature views with a real `dbt build`
@@ -303,7 +303,13 @@ def main() -> int:
     parser.add_argument("--pandas-runs", type=int, help="runs for pandas, the slowest (default: --runs)")
     parser.add_argument("--out", type=Path, default=BENCH / "out", help="where data and the bench project go")
     parser.add_argument("--rebuild", action="store_true", help="generate the data and build the project again")
+    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb",
+                        help="postgres: the one-view case on a throwaway PostgreSQL beside hand-written SQL (train_set_postgres.py)")
     args = parser.parse_args()
+    if args.engine == "postgres":
+        from train_set_postgres import main as postgres_main
+
+        return postgres_main(args, prepare, disagreements, SCALES)
     scale = SCALES[args.scale]
     runs = args.runs or scale["runs"]
     method_runs = {"featurekit": runs, "raw DuckDB": runs, "raw DuckDB 2GB": runs, "pandas": args.pandas_runs or runs}

@@ -2,7 +2,7 @@
 point-in-time join written by hand as raw DuckDB SQL, and as pandas.merge_asof.
 
 Each runs in its own process, like the CLI, and takes the case file train_set.py writes:
-    python bench/train_set_baselines.py duckdb|duckdb-2gb|pandas CASE.json OUTPUT.parquet
+    python bench/train_set_baselines.py duckdb|duckdb-2gb|pandas|postgres CASE.json OUTPUT.parquet
 
 Both write what featurekit writes: the label columns in label order, then per view its
 features and <view>__feature_ts, for the latest row strictly before the label time.
@@ -41,6 +41,31 @@ def raw_duckdb(case: dict, output: str, memory_limit: str | None = None) -> None
     )
 
 
+def postgres(case: dict, output: str) -> None:
+    """A hand-written PostgreSQL query (bench/train_set_postgres.py), its rows streamed out by
+    COPY and written as Parquet with the columns' types."""
+    import os
+    import tempfile
+
+    import duckdb
+    import psycopg2
+
+    connection = psycopg2.connect(case["dsn"])
+    handle, csv = tempfile.mkstemp(suffix=".csv")
+    try:
+        with connection.cursor() as cursor, os.fdopen(handle, "w") as f:
+            cursor.execute(case["session"])
+            cursor.copy_expert(f"COPY ({case['sql']}) TO STDOUT WITH (FORMAT csv)", f, size=1 << 20)
+        columns = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in case["types"].items())
+        duckdb.connect().execute(
+            f"COPY (SELECT * FROM read_csv('{csv}', columns = {{{columns}}}, header = false, auto_detect = false)) "
+            f"TO '{output}' (FORMAT parquet)"
+        )
+    finally:
+        connection.close()
+        os.unlink(csv)
+
+
 def pandas_merge_asof(case: dict, output: str) -> None:
     import numpy as np
     import pandas as pd
@@ -67,6 +92,7 @@ if __name__ == "__main__":
         "duckdb": raw_duckdb,
         "duckdb-2gb": lambda case, output: raw_duckdb(case, output, memory_limit="2GB"),  # featurekit's default
         "pandas": pandas_merge_asof,
+        "postgres": postgres,
     }[method]
     with open(case_path) as f:
         run(json.load(f), output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import featurekit
 from featurekit.dbt_package import PACKAGE_DIR
 from featurekit.macros import MacroRenderer
+import postgres_server as postgres_server_module
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds"]
@@ -78,3 +80,25 @@ def oracle_db(tmp_path):
     con.execute("SET TimeZone = 'UTC'")
     yield con
     con.close()
+
+
+def require_engine(reason: str):
+    """A test's engine is missing: under CI=true that is a failure, locally a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py)."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        require_engine("psycopg2 is not installed: pip install -e '.[postgres]'")
+    try:
+        server = postgres_server_module.start()
+    except postgres_server_module.PostgresMissing as e:
+        require_engine(str(e))
+    yield server
+    postgres_server_module.stop(server)

@@ -27,14 +27,16 @@ final as (
     select
         customer_id,
         opened_ts as feature_ts,
-        sum(tickets) over last_90_days as tickets_90d,
-        sum(satisfaction_sum) over last_90_days
+        -- as double precision on every engine (a sum of bigints is hugeint in DuckDB, numeric in
+        -- PostgreSQL), divided as doubles: the same values everywhere
+        cast(sum(tickets) over last_90_days as double precision) as tickets_90d,
+        cast(sum(satisfaction_sum) over last_90_days as double precision)
             / nullif(sum(satisfaction_count) over last_90_days, 0) as avg_satisfaction_90d,
         loaded_at
     from per_instant
     window last_90_days as (
         partition by customer_id order by opened_ts
-        range between interval 90 days preceding and current row
+        range between interval '90 days' preceding and current row
     )
 )
 

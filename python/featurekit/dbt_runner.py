@@ -54,7 +54,6 @@ def build_in_process(project: Project, *args: str) -> None:
     a 1M-key refresh). run_results.json is written as dbt writes it. The warehouse is closed
     before returning, so that publish can open it. For a command whose process ends soon
     after: the objects alive after the parse stay out of the garbage collector's sight."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
     common = ["--project-dir", str(project.root), *_profile_args(project)]
@@ -71,7 +70,10 @@ def build_in_process(project: Project, *args: str) -> None:
                 built.result.write(str(project.target_dir / "run_results.json"))
             _raise_unless_ok(built, "build", *args)
         finally:
-            DuckDBConnectionManager.close_all_connections()
+            if project.target.type == "duckdb":  # dbt-duckdb keeps its database open for the process
+                from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+                DuckDBConnectionManager.close_all_connections()
 
 
 def _raise_unless_ok(result, *command: str) -> None:

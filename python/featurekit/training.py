@@ -22,8 +22,9 @@ from . import __version__
 from .catalog import resolve
 from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, load_labels
-from .project import Project, _sql_string
+from .project import Project, _ident, _sql_string
 from .tempfiles import remove, remove_stale, temp_path
+from .warehouse import open_warehouse, postgres_type
 
 if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
     import pandas as pd
@@ -51,8 +52,10 @@ def training_set(
     """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
-    with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (con, plan, spec, _):
-        return con.execute(_run_steps(con, plan, spec, _quiet)).df()
+    with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (source, plan, spec, loaded):
+        frame = source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
+    _check_one_row_per_label(len(frame), loaded)
+    return frame
 
 
 def write_training_set(
@@ -88,14 +91,16 @@ def write_training_set(
     try:
         project = Project(project_dir, warehouse)
         prepared = _prepare(project, labels_path, feature_set, features, timestamp_column, memory_limit, progress)
-        with prepared as (con, plan, spec, labels):
-            sql = _run_steps(con, plan, spec, progress)
+        with prepared as (source, plan, spec, labels):
+            sql = _run_steps(source, plan, spec, labels, progress)
             options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
             try:
-                con.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
+                source.local.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
             except duckdb.IOException as e:
                 raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
-            stats = _view_stats(con, tmp_data, kind, spec)
+            stats = _view_stats(source.local, tmp_data, kind, spec)
+            _check_one_row_per_label(stats["rows"], labels)
+            warehouse_name = source.name
         sidecar = {
             "featurekit_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -117,7 +122,7 @@ def write_training_set(
             },
             "views": [_view_record(view, stats["views"][view["ref"]]) for view in spec["views"]],
             "dbt_manifest_sha256": project.manifest_sha256,
-            "warehouse": str(project.warehouse),
+            "warehouse": warehouse_name,
         }
         try:
             tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
@@ -139,37 +144,64 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
     if features is not None and not features:
         raise FeaturekitError("--features: no feature reference given; name at least one, e.g. customer_orders_v1.orders_30d")
     spec = resolve(project, feature_set=feature_set, features=features)
-    with project.connect_warehouse() as con:
+    with open_warehouse(project) as source:
+        con = source.local
         _limit_memory(con, memory_limit)
-        keys = _key_types(con, spec)
+        keys = _key_types(source, spec)
         progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
         loaded = load_labels(con, labels, timestamp_column, keys, project.macros, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
+        label_columns = loaded.columns
+        if not source.local_is_warehouse:
+            # the join needs only the keys, the time and the row number; the label columns stay here
+            progress(f"uploading the label keys and times to {source.name}")
+            columns = [*keys, ROW, TS]
+            source.upload(f"SELECT {', '.join(_ident(c) for c in columns)} FROM {READY}", READY,
+                          {**{k: postgres_type(t) for k, t in keys.items()}, ROW: "bigint", TS: "timestamp"})
+            label_columns = [ROW]
         plan = project.macros.call(
             "point_in_time_steps",
             READY,
             spec["views"],
             timestamp_column=TS,
-            label_columns=loaded.columns,
+            label_columns=label_columns,
             row_column=ROW,
         )
-        yield con, plan, spec, loaded
+        yield source, plan, spec, loaded
 
 
-def _run_steps(con, plan: dict, spec: dict, progress: Progress) -> str:
-    """Runs the join's steps (point_in_time_steps) into temp tables, one view at a
-    time, and returns the final select over them. As one statement, DuckDB would hold every
-    view's join state at once: about 2 GB per 20M-row view. The last step runs inside the
-    final select instead (its one join state then), which saves a copy of every row."""
+def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progress) -> str:
+    """Runs the join's steps (point_in_time_steps) into temp tables of the warehouse, one view
+    at a time, and returns a query of `source.local` giving the training set. As one statement,
+    DuckDB would hold every view's join state at once: about 2 GB per 20M-row view. The last
+    step runs inside the final select instead (its one join state then), which saves a copy
+    of every row. A warehouse other than DuckDB returns the row numbers and features, which
+    join the label columns here."""
     last, last_sql = plan["steps"][-1]
     views = iter(spec["views"])
     for name, sql in plan["steps"]:
         if name.startswith("__fk_joined_"):
             progress(f"joining feature view {next(views)['ref']} point-in-time")
         if name != last:
-            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-    return f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+            source.create_temp_table(name, sql)
+    sql = f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+    if source.local_is_warehouse:
+        return sql
+    progress(f"reading the joined rows from {source.name}")
+    label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
+    return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
+            f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
+
+
+def _check_one_row_per_label(rows: int, labels: Labels) -> None:
+    """The portable join (default__view_join) takes a view's row by (keys, instant), which the
+    history contract makes unique: a view that repeats one gives a label more than one row."""
+    if rows != labels.rows:
+        raise FeaturekitError(
+            f"the join gave {rows:,} rows for the {labels.rows:,} label rows of {labels.name}: a feature view repeats a "
+            "(key, feature timestamp); its featurekit.unique_history test names it (dbt test); fix the view and rebuild it"
+        )
 
 
 def _limit_memory(con, memory_limit: str) -> None:
@@ -179,12 +211,13 @@ def _limit_memory(con, memory_limit: str) -> None:
         raise FeaturekitError(f"--memory-limit {memory_limit}: not a memory size; write e.g. 2GB or 500MB") from None
 
 
-def _key_types(con, spec: dict) -> dict[str, str]:
-    """Key column -> SQL type, read from the built views (which also proves they are built)."""
+def _key_types(source, spec: dict) -> dict[str, str]:
+    """Key column -> SQL type (DuckDB's name of it), read from the built views (which also
+    proves they are built)."""
     keys: dict[str, str] = {}
     for view in spec["views"]:
         try:
-            described = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view['relation']})").fetchall())
+            described = source.column_types(view["relation"])
         except Exception:
             raise FeaturekitError(
                 f"feature view {view['ref']} is not built in the warehouse: run `featurekit refresh` (or `dbt build`)"

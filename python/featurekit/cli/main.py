@@ -178,7 +178,7 @@ def refresh(select, project_dir, warehouse):
     project = Project(project_dir, warehouse)
     echo_progress(f"dbt build in {project.root}")
     build_in_process(project, *(["--select", select] if select else REFRESH_DBT_ARGS))
-    publish(project.root, project.warehouse, progress=echo_progress)
+    publish(project.root, project.warehouse_override, progress=echo_progress)
 
 
 

@@ -24,6 +24,7 @@ from ..macros import MacroRenderer
 from ..project import Project, _sql_string
 from ..online.snapshots import SnapshotDir
 from ..timestamps import iso, parse_utc
+from ..warehouse import open_warehouse
 
 STATUSES = ("ok", "warn", "error")
 THRESHOLDS = ("warn_after", "error_after")
@@ -117,9 +118,11 @@ def newest_feature_ts(project: Project, views: list[dict], now: datetime) -> dic
         return {}
     cutoff = f"CAST({_sql_string(now.isoformat(sep=' '))} AS TIMESTAMP)"
     parts = [f"SELECT {_sql_string(view['ref'])} AS ref, ({newest_data_sql(project.macros, view, cutoff)}) AS newest" for view in views]
-    with project.connect_warehouse() as con:
+    with open_warehouse(project) as source:
         try:
-            return dict(con.execute(" UNION ALL ".join(parts)).fetchall())
+            return dict(source.fetchall(" UNION ALL ".join(parts)))
+        except FeaturekitError:  # the warehouse's own message names the target
+            raise
         except Exception as e:
             first = str(e).strip().splitlines()[0]
             raise FeaturekitError(f"cannot read the feature views: {first}; run `featurekit refresh` (or `dbt build`)") from None

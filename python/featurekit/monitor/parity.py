@@ -41,6 +41,7 @@ from ..online.snapshots import SnapshotDir
 from .served_log import LOG_COLUMNS
 from ..timestamps import parse_utc
 from ..training import training_set
+from ..warehouse import open_warehouse, postgres_type
 
 NEWER_THAN_SNAPSHOT = "newer than the snapshot"
 WAREHOUSE_BEHIND = "warehouse behind the snapshot"
@@ -141,7 +142,7 @@ def _compare_set(project: Project, snapshots: SnapshotDir, name: str, logged: pa
     progress(f"replaying {logged.num_rows:,} vectors of {name}")
     labels = logged.select([*keys, "request_ts"]).to_pandas()
     replayed = pa.Table.from_pandas(
-        training_set(labels, feature_set=name, project_dir=project.root, warehouse=project.warehouse, timestamp_column="request_ts"),
+        training_set(labels, feature_set=name, project_dir=project.root, warehouse=project.warehouse_override, timestamp_column="request_ts"),
         preserve_index=False,
     )
     progress(f"comparing {name}")
@@ -236,12 +237,14 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
     keys = view["keys"]
     rows = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
     on = " AND ".join(f"v.{_ident(k)} = r.{_ident(k)}" for k in keys)
-    with project.connect_warehouse() as con:
-        con.register("__fk_replayed", rows)
-        return con.sql(
+    with open_warehouse(project) as source:
+        source.local.register("__fk_replayed_rows", rows)
+        types = source.local.execute("SELECT column_name, column_type FROM (DESCRIBE __fk_replayed_rows)").fetchall()
+        source.upload("SELECT * FROM __fk_replayed_rows", "__fk_replayed", {n: postgres_type(t) for n, t in types})
+        return source.local.sql(source.rows(
             f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
             f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"
-        ).to_arrow_table().column(0).cast(pa.timestamp("us"))
+        )).to_arrow_table().column(0).cast(pa.timestamp("us"))
 
 
 def _compare_column(column: str, view: str, logged: pa.Table, replayed: pa.Table, keep, keys: list[str]) -> dict:

@@ -30,6 +30,7 @@ from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
 from . import layout
 from .snapshots import SnapshotDir, default_online_dir
+from ..warehouse import open_warehouse, postgres_type
 from ..timestamps import iso, parse_utc
 
 DEFAULT_KEEP = 5
@@ -163,7 +164,8 @@ def _views(project: Project, specs: list[dict]) -> dict[str, dict]:
 
 
 def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs, views, as_of, progress) -> dict:
-    with project.connect_warehouse() as con:
+    with open_warehouse(project) as source:
+        con = source.local  # the snapshot is written from here
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
         # the store sorts the rows when it loads them: let the copy write in parallel (1.4 -> 1.0 s at 1M keys)
         con.execute("SET preserve_insertion_order = false")
@@ -171,12 +173,13 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         view_records = {}
         for ref, view in views.items():
             progress(f"copying {ref}")
-            view_records[ref] = _copy_view(con, project, ref, view, as_of)
-        set_records = {spec["name"]: _feature_set_record(con, project, snapshots, spec, view_records) for spec in specs}
+            view_records[ref] = _copy_view(source, project, ref, view, as_of)
+        set_records = {spec["name"]: _feature_set_record(source, project, snapshots, spec, view_records) for spec in specs}
         con.execute("COMMIT")
         progress("writing the serving layout")
         serving = layout.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
+        warehouse_name = source.name
     _fsync(tmp_db)
     as_ofs = [record["as_of"] for record in view_records.values()]
     return {
@@ -185,7 +188,7 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         "built_at": iso(datetime.now(timezone.utc).replace(tzinfo=None)),
         "as_of": min(as_ofs),
         "dbt_manifest_sha256": project.manifest_sha256,
-        "warehouse": str(project.warehouse),
+        "warehouse": warehouse_name,
         "source": f"online_rows as of {iso(as_of)}" if as_of else "online tables built by dbt (models/online/)",
         "feature_sets": set_records,
         "views": view_records,
@@ -194,27 +197,30 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
     }
 
 
-def _read_online_rows(con, project: Project, view: dict, as_of: datetime | None, table: str) -> datetime:
-    """The one place publish reads the warehouse: the view's online rows into the snapshot's
-    `table` (on DuckDB, attached to the warehouse's connection; unsorted, the serving layout
-    sorts them), and the as-of time they hold."""
+def _read_online_rows(source, project: Project, view: dict, as_of: datetime | None, table: str) -> datetime:
+    """The one place publish reads the online rows: the view's online rows into the snapshot's
+    `table` (unsorted, the serving layout sorts them), streamed from the warehouse (warehouse.py),
+    and the as-of time they hold."""
     spec = view["spec"]
     if as_of is None:
         # the columns online rows are defined to have (an older build's extra column stays behind)
         columns = ", ".join(_ident(c) for c in project.macros.call("online_columns", spec))
-        source = f"SELECT {columns} FROM {view['relation']}"
+        rows = f"SELECT {columns} FROM {view['relation']}"
     else:
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
-        source = project.macros.call("online_rows", spec, literal)
-    con.execute(f"CREATE TABLE {table} AS {source}")
-    return as_of or con.execute(f"SELECT as_of FROM {_state(view)}").fetchall()[0][0]
+        rows = project.macros.call("online_rows", spec, literal)
+    source.copy_to_local(rows, table)
+    return as_of or source.fetchall(f"SELECT as_of FROM {_state(view)}")[0][0]
 
 
-def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
+def _copy_view(source, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
     spec = view["spec"]
     table = f"__fk_snapshot.main.{_ident(ref)}"
+    con = source.local
     try:
-        view_as_of = _read_online_rows(con, project, view, as_of, table)
+        view_as_of = _read_online_rows(source, project, view, as_of, table)
+    except FeaturekitError:  # the warehouse's own line, naming the target and what to do
+        raise
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise FeaturekitError(
@@ -222,7 +228,7 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
         ) from None
     at = "cast(" + _sql_string(view_as_of.isoformat(sep=" ")) + " as timestamp)" if view_as_of else "NULL"
     rows, future = con.execute(f"SELECT count(*), count(*) FILTER (WHERE __fk_at >= {at}) FROM {table}").fetchall()[0]
-    max_ts = _newest_served(con, project, spec, view, table, at, as_of)
+    max_ts = _newest_served(source, project, spec, view, table, at, as_of)
     key_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
     return {
         "table": ref,
@@ -239,23 +245,23 @@ def _copy_view(con, project: Project, ref: str, view: dict, as_of: datetime | No
     }
 
 
-def _newest_served(con, project: Project, spec: dict, view: dict, table: str, at: str, as_of) -> datetime | None:
+def _newest_served(source, project: Project, spec: dict, view: dict, table: str, at: str, as_of) -> datetime | None:
     """The newest data the snapshot serves (freshness's rule, data_row): the
     snapshot's own rows hold it, except in a window history, whose online rows keep expiry
     rows (no new data) in place of older events. For those, the online table's build
     recorded it in its state while reading the history anyway; else it is read here."""
     if not spec.get("windowed"):
-        return con.execute(f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}").fetchall()[0][0]
+        return source.local.execute(f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}").fetchall()[0][0]
     database, schema, name = view["state"]
-    recorded = as_of is None and con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
-        "AND column_name = 'newest_data'", [database, schema, name]
-    ).fetchall()[0][0]
+    recorded = as_of is None and source.fetchall(
+        "SELECT count(*) FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} "
+        "AND table_name = {} AND column_name = 'newest_data'".format(*map(_sql_string, (database, schema, name)))
+    )[0][0]
     if recorded:  # not when built before the state recorded it
-        found = con.execute(f"SELECT newest_data FROM {_state(view)} WHERE as_of = {at}").fetchall()
+        found = source.fetchall(f"SELECT newest_data FROM {_state(view)} WHERE as_of = {at}")
         if found:
             return found[0][0]
-    return con.execute(newest_data_sql(project.macros, spec, at, strictly_before=True)).fetchall()[0][0]
+    return source.fetchall(newest_data_sql(project.macros, spec, at, strictly_before=True))[0][0]
 
 
 def _state(view: dict) -> str:
@@ -263,7 +269,7 @@ def _state(view: dict) -> str:
     return ".".join(_ident(part) for part in view["state"])
 
 
-def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict) -> dict:
+def _feature_set_record(source, project, snapshots, spec: dict, view_records: dict) -> dict:
     """The feature set as served: its views, keys and output schema. The schema is that of
     the point-in-time join train-set runs (same macro, same Parquet writer) over no rows."""
     keys, key_types = [], {}
@@ -272,8 +278,9 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
             if key not in key_types:
                 keys.append(key)
                 key_types[key] = view_records[view["ref"]]["key_types"][key]
+    cast = (lambda t: t) if source.local_is_warehouse else postgres_type
     labels = "(SELECT {} WHERE false)".format(
-        ", ".join([f"CAST(NULL AS {key_types[k]}) AS {_ident(k)}" for k in keys]
+        ", ".join([f"CAST(NULL AS {cast(key_types[k])}) AS {_ident(k)}" for k in keys]
                   + ["CAST(NULL AS TIMESTAMP) AS __fk_input_ts", "0 AS __fk_input_row"])
     )
     empty_views = [dict(view, relation=f"(SELECT * FROM {view['relation']} LIMIT 0)") for view in spec["views"]]
@@ -283,7 +290,7 @@ def _feature_set_record(con, project, snapshots, spec: dict, view_records: dict)
     )
     tmp = snapshots.path / f".schema.{os.getpid()}.parquet.tmp"
     try:
-        con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
+        source.local.execute(f"COPY ({source.rows(sql)}) TO {_sql_string(tmp)} (FORMAT parquet)")
         schema = pq.read_schema(tmp)
     except duckdb.CatalogException as e:  # a view's own table is gone
         first = str(e).strip().splitlines()[0]

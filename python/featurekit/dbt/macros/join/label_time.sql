@@ -7,7 +7,8 @@
   {%- set quoted = adapter.quote(timestamp_column) -%}
   {%- for column in columns if column.name == timestamp_column -%}
     {%- set type = column.dtype | lower -%}
-    {%- if 'zone' in type or type.endswith('tz') -%}
+    {#- exact names: 'timestamp without time zone' (PostgreSQL's plain timestamp) has 'zone' in it too -#}
+    {%- if type in ['timestamp with time zone', 'timestamptz', 'timestamp_tz'] -%}
       {{ return("cast(" ~ quoted ~ " at time zone 'UTC' as timestamp)") }}
     {%- endif -%}
   {%- endfor -%}

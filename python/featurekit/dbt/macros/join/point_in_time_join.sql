@@ -51,13 +51,14 @@
   {{ return(columns) }}
 {% endmacro %}
 
-{#- The label rows with their row number __fk_row and label time __fk_ts. -#}
+{#- The label rows with their row number __fk_row and label time __fk_ts (`labels` may be a
+    subquery, which PostgreSQL requires to be named). -#}
 {% macro label_rows(labels, label_time, row_column) %}
     select
         *,
         {{ row_column or 'row_number() over ()' }} as __fk_row,
         {{ label_time }} as __fk_ts
-    from {{ labels }}
+    from {{ labels }} as __fk_label_source
 {%- endmacro %}
 
 {#- The output from the last step `rows`: the label columns, then each view's features, in
@@ -83,24 +84,43 @@ order by l.__fk_row
     view's place n in the join, its feature timestamp __fk_ts_<n> and fetched columns
     __fk_<n>_<column>. -#}
 
-{#- Portable: rank the earlier rows per label row, keep the first, join it to the rows. -#}
+{#- Portable: the last view row carried forward in one sorted pass, O(n log n), never a join
+    of each label to every earlier row. The label rows and the view's timeline rows (keys and
+    times only) form one stream per key, ordered by time with a label before a view row at an
+    equal instant (so the rule stays strictly before); the running greatest view time at each
+    label is the instant of the row it takes, which it then joins by (keys, instant): the
+    timeline is unique on them (the history contract; the unique_history test). The
+    timeline is read twice rather than shared: a shared one is materialized, every row of it. -#}
 {% macro default__view_join(rows, view, n) %}
-{%- set cutoff = view.available_at or view.timestamp %}
-    select r.*, m.__fk_feature_ts as __fk_ts_{{ n }}{% for column in featurekit.fetched_columns(view) %}, m.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
-    from {{ rows }} as r
-    left join (
+{%- set keys = view['keys'] %}
+{%- set fetched = featurekit.fetched_columns(view) %}
+    with __fk_stream_{{ n }} as (
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_ts as __fk_at, 0 as __fk_kind, cast(__fk_row as bigint) as __fk_row
+        from {{ rows }}
+        where __fk_ts is not null
+        union all
+        select {% for key in keys %}{{ key }}, {% endfor %}__fk_at, 1, null
+        from (
+{{ featurekit.view_timeline(view, []) }}
+        ) as __fk_instants
+    ),
+    __fk_matched_{{ n }} as (
         select
-            l.__fk_row,
-            v.{{ view.timestamp }} as __fk_feature_ts,
-            {%- for column in featurekit.fetched_columns(view) %}
-            v.{{ column }},
-            {%- endfor %}
-            row_number() over (partition by l.__fk_row order by v.{{ view.timestamp }} desc) as __fk_rank
-        from {{ rows }} as l
-        join {{ view.relation }} as v
-          on {% for key in view['keys'] %}l.{{ key }} = v.{{ key }} and {% endfor %}v.{{ cutoff }} < l.__fk_ts
-    ) as m
-      on m.__fk_row = r.__fk_row and m.__fk_rank = 1
+            {% for key in keys %}{{ key }}, {% endfor %}__fk_row, __fk_kind,
+            max(case when __fk_kind = 1 then __fk_at end) over (
+                partition by {{ keys | join(', ') }} order by __fk_at, __fk_kind
+                rows between unbounded preceding and current row
+            ) as __fk_match_at
+        from __fk_stream_{{ n }}
+    )
+    select r.*, f.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, f.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from {{ rows }} as r
+    left join __fk_matched_{{ n }} as m
+      on m.__fk_kind = 0 and m.__fk_row = r.__fk_row
+    left join (
+{{ featurekit.view_timeline(view, fetched) }}
+    ) as f
+      on {% for key in keys %}f.{{ key }} = m.{{ key }} and {% endfor %}f.__fk_at = m.__fk_match_at
 {%- endmacro %}
 
 {#- DuckDB: per key, the cheaper of two plans. A key with few label rows (at most 8) joins

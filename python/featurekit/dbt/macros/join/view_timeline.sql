@@ -8,7 +8,8 @@
   {{ return(adapter.dispatch('view_timeline', 'featurekit')(view, fetched)) }}
 {% endmacro %}
 
-{#- Portable: each availability instant joined to the rows available by then, best first. -#}
+{#- Portable: each availability instant joined to the rows available by then, best first.
+    `view.relation` may be a subquery (an online table's incremental build): every use is aliased. -#}
 {% macro default__view_timeline(view, fetched) %}
 {%- set keys = view['keys'] %}
 {%- if view.available_at %}
@@ -21,7 +22,7 @@
             v.{{ column }},
             {%- endfor %}
             row_number() over (partition by {% for key in keys %}i.{{ key }}, {% endfor %}i.__fk_at order by v.{{ view.timestamp }} desc) as __fk_rank
-        from (select distinct {% for key in keys %}{{ key }}, {% endfor %}{{ view.available_at }} as __fk_at from {{ view.relation }}) as i
+        from (select distinct {% for key in keys %}{{ key }}, {% endfor %}{{ view.available_at }} as __fk_at from {{ view.relation }} as __fk_v) as i
         join {{ view.relation }} as v
           on {% for key in keys %}v.{{ key }} = i.{{ key }} and {% endfor %}v.{{ view.available_at }} <= i.__fk_at
     ) as __fk_ranked
@@ -30,7 +31,7 @@
     select
         {% for key in keys %}{{ key }}, {% endfor %}{{ view.timestamp }} as __fk_at,
         {{ view.timestamp }} as __fk_feature_ts{% for column in fetched %}, {{ column }}{% endfor %}
-    from {{ view.relation }}
+    from {{ view.relation }} as __fk_v
 {%- endif %}
 {% endmacro %}
 
