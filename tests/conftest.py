@@ -102,3 +102,16 @@ def postgres_server():
         require_engine(str(e))
     yield server
     postgres_server_module.stop(server)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark for the whole run (tests/spark_session.py)."""
+    import spark_session
+
+    reason = spark_session.missing()
+    if reason:
+        require_engine(reason)
+    session = spark_session.start(tmp_path_factory.mktemp("spark"))
+    yield session
+    session.stop()

@@ -1,5 +1,5 @@
 """Under CI=true a test whose engine is missing fails, never skips; locally it skips with the
-reason (conftest.require_engine, which the PostgreSQL fixture uses)."""
+reason (conftest.require_engine, which the PostgreSQL and Spark fixtures use)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def test_a_missing_engine_fails_under_ci_and_skips_locally(tmp_path, ci, outcome
                             cwd=tmp_path, env=env, capture_output=True, text=True)
     assert outcome in result.stdout, result.stdout + result.stderr
     assert "no such engine here: install it" in result.stdout
+
+
+def test_spark_without_java_is_a_missing_engine(monkeypatch):
+    import spark_session
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert spark_session.missing() == "no Java runtime for Spark: apt-get install openjdk-17-jre-headless"

@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 import featurekit
+from conftest import REPO
 from featurekit.cli import main
 from featurekit.dbt_package import PACKAGE_DIR, VENDOR_DIR
 
@@ -43,6 +44,8 @@ def test_init_twice_changes_nothing_the_second_time(tmp_path):
     assert f"featurekit {featurekit.__version__} set up in {root}:" in first.output
     assert yaml.safe_load((root / "packages.yml").read_text()) == {"packages": [{"local": VENDOR_DIR}]}
     assert (root / "macros" / SHIM).is_file() and (root / "dbt_packages" / "featurekit" / "dbt_project.yml").is_file()
+    # the example shop holds the very macros init writes (its Spark build relies on them)
+    assert (root / "macros" / SHIM).read_text() == (REPO / "macros" / SHIM).read_text()
     assert snapshot(root / VENDOR_DIR) == snapshot(PACKAGE_DIR)
     before = snapshot(root)
     second = init(root)

@@ -306,7 +306,13 @@ def load_case(con: duckdb.DuckDBPyConnection, case: Case) -> None:
 
 def run_case(con, renderer: MacroRenderer, case: Case) -> list[str]:
     load_case(con, case)
-    sql = renderer.call(
+    result = con.execute(case_join(renderer, case))
+    return check_case(case, [d[0] for d in result.description], result.fetchall())
+
+
+def case_join(renderer: MacroRenderer, case: Case) -> str:
+    """The join of the case's tables, rendered for the renderer's adapter."""
+    return renderer.call(
         "point_in_time_join",
         "labels",
         case.specs,
@@ -314,9 +320,10 @@ def run_case(con, renderer: MacroRenderer, case: Case) -> list[str]:
         label_columns=case.label_columns,
         row_column=case.row_column,
     )
-    result = con.execute(sql)
-    columns = [d[0] for d in result.description]
-    actual = result.fetchall()
+
+
+def check_case(case: Case, columns: list[str], actual: list) -> list[str]:
+    """How the join's output differs from the oracle's."""
     expected_columns = output_columns(case.specs, case.label_columns)
     if columns != expected_columns:
         return [f"columns {columns}, expected {expected_columns}"]

@@ -27,10 +27,10 @@ final as (
     select
         customer_id,
         opened_ts as feature_ts,
-        -- as double precision on every engine (a sum of bigints is hugeint in DuckDB, numeric in
+        -- as an 8-byte float on every engine (a sum of bigints is hugeint in DuckDB, numeric in
         -- PostgreSQL), divided as doubles: the same values everywhere
-        cast(sum(tickets) over last_90_days as double precision) as tickets_90d,
-        cast(sum(satisfaction_sum) over last_90_days as double precision)
+        cast(sum(tickets) over last_90_days as {{ featurekit.type_double() }}) as tickets_90d,
+        cast(sum(satisfaction_sum) over last_90_days as {{ featurekit.type_double() }})
             / nullif(sum(satisfaction_count) over last_90_days, 0) as avg_satisfaction_90d,
         loaded_at
     from per_instant

@@ -27,13 +27,24 @@ PACKAGE_DIR = Path(__file__).parent / "dbt"
 NAME = "featurekit"
 VENDOR_DIR = "vendor/featurekit"
 # dbt looks up an incremental strategy's macro in the root project only, so the project
-# needs this one-line macro to reach the package's history strategy.
+# needs this one-line macro to reach the package's history strategy (and, for dbt-spark, whose
+# incremental materialization knows only its own strategies, two more).
 STRATEGY_MACRO = "get_incremental_featurekit_history_sql"
 STRATEGY_SHIM = f"""{{#- Written by `featurekit init`: dbt looks up an incremental strategy's macro in the
     root project only, so this makes featurekit's history strategy (incremental_strategy:
     featurekit_history, for feature views) available to the project's models. -#}}
 {{% macro {STRATEGY_MACRO}(arg_dict) %}}
   {{{{ return(featurekit.{STRATEGY_MACRO}(arg_dict)) }}}}
+{{% endmacro %}}
+
+{{#- dbt-spark checks and builds incremental strategies in these two macros of its own: the
+    project's versions let featurekit_history through (featurekit's spark_history.sql). -#}}
+{{% macro dbt_spark_validate_get_incremental_strategy(raw_strategy, file_format) %}}
+  {{{{ return(featurekit.spark_validate_incremental_strategy(raw_strategy, file_format)) }}}}
+{{% endmacro %}}
+
+{{% macro dbt_spark_get_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates) %}}
+  {{{{ return(featurekit.spark_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates)) }}}}
 {{% endmacro %}}
 """
 _VERSION_MACRO = "macro.featurekit.package_version"

@@ -57,8 +57,9 @@ class _Adapter:
                 return self._macros[candidate]
         raise FeaturekitError(f"no {self._type}__{name} or default__{name} macro in the manifest")
 
-    @staticmethod
-    def quote(identifier):
+    def quote(self, identifier):
+        if self._type == "spark":  # Spark quotes names with backticks; "x" is a string there
+            return "`" + str(identifier).replace("`", "``") + "`"
         return '"' + str(identifier).replace('"', '""') + '"'
 
     def get_columns_in_relation(self, relation):

@@ -24,7 +24,7 @@ from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, load_labels
 from .project import Project, _ident, _sql_string
 from .tempfiles import remove, remove_stale, temp_path
-from .warehouse import open_warehouse, postgres_type
+from .warehouse import open_warehouse
 
 if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
     import pandas as pd
@@ -158,7 +158,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
             progress(f"uploading the label keys and times to {source.name}")
             columns = [*keys, ROW, TS]
             source.upload(f"SELECT {', '.join(_ident(c) for c in columns)} FROM {READY}", READY,
-                          {**{k: postgres_type(t) for k, t in keys.items()}, ROW: "bigint", TS: "timestamp"})
+                          {**{k: source.sql_type(t) for k, t in keys.items()}, ROW: "bigint", TS: "timestamp"})
             label_columns = [ROW]
         plan = project.macros.call(
             "point_in_time_steps",

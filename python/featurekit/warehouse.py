@@ -26,10 +26,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .errors import FeaturekitError
+from .project import _ident
+
+if TYPE_CHECKING:
+    from .spark_warehouse import SparkWarehouse
 
 # PostgreSQL type OIDs -> the DuckDB type a result column is read as.
 _DUCKDB_TYPES = {
@@ -45,22 +50,27 @@ _SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET jit = off; SET
 
 
 @contextmanager
-def open_warehouse(project) -> Iterator[DuckDBWarehouse | PostgresWarehouse]:
+def open_warehouse(project) -> Iterator[DuckDBWarehouse | PostgresWarehouse | SparkWarehouse]:
     """The warehouse of the project's dbt target (or of --warehouse, a DuckDB file), open for
     the block."""
     if project.warehouse_override or project.target.type == "duckdb":
         with project.connect_warehouse() as con:  # attached read-only, under the readers' lock
             yield DuckDBWarehouse(con, str(project.warehouse))
-    elif project.target.type == "postgres":
+        return
+    if project.target.type == "postgres":
         warehouse = PostgresWarehouse(project.target)
-        try:
-            yield warehouse
-        finally:
-            warehouse.close()
+    elif project.target.type == "spark":
+        from .spark_warehouse import SparkWarehouse
+
+        warehouse = SparkWarehouse(project.target)
     else:
         raise FeaturekitError(
-            f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB and PostgreSQL warehouses"
+            f"{project.target.describe()} is of type {project.target.type}; featurekit reads DuckDB, PostgreSQL and Spark warehouses"
         )
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
 
 
 class DuckDBWarehouse:
@@ -68,6 +78,7 @@ class DuckDBWarehouse:
 
     Both classes offer: `local` (a DuckDB connection), execute, create_temp_table and
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
+    sql_type (the warehouse's name of a DuckDB type), quote (a name in the warehouse's SQL),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
     giving the rows of a query run in the warehouse) and copy_to_local."""
 
@@ -76,6 +87,11 @@ class DuckDBWarehouse:
     def __init__(self, local: duckdb.DuckDBPyConnection, name: str):
         self.local = local
         self.name = name
+
+    def sql_type(self, duckdb_type: str) -> str:
+        return duckdb_type
+
+    quote = staticmethod(_ident)
 
     def execute(self, sql: str) -> None:
         self.local.execute(sql)
@@ -132,6 +148,11 @@ class PostgresWarehouse:
 
     def _dbname(self) -> str:
         return str(self.target.config.get("dbname") or self.target.config.get("database"))
+
+    def sql_type(self, duckdb_type: str) -> str:
+        return postgres_type(duckdb_type)
+
+    quote = staticmethod(_ident)
 
     def execute(self, sql: str) -> None:
         with self._cursor() as cursor:

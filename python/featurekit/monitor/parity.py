@@ -41,7 +41,7 @@ from ..online.snapshots import SnapshotDir
 from .served_log import LOG_COLUMNS
 from ..timestamps import parse_utc
 from ..training import training_set
-from ..warehouse import open_warehouse, postgres_type
+from ..warehouse import open_warehouse
 
 NEWER_THAN_SNAPSHOT = "newer than the snapshot"
 WAREHOUSE_BEHIND = "warehouse behind the snapshot"
@@ -240,7 +240,7 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
     with open_warehouse(project) as source:
         source.local.register("__fk_replayed_rows", rows)
         types = source.local.execute("SELECT column_name, column_type FROM (DESCRIBE __fk_replayed_rows)").fetchall()
-        source.upload("SELECT * FROM __fk_replayed_rows", "__fk_replayed", {n: postgres_type(t) for n, t in types})
+        source.upload("SELECT * FROM __fk_replayed_rows", "__fk_replayed", {n: source.sql_type(t) for n, t in types})
         return source.local.sql(source.rows(
             f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
             f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"

@@ -30,7 +30,7 @@ from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
 from . import layout
 from .snapshots import SnapshotDir, default_online_dir
-from ..warehouse import open_warehouse, postgres_type
+from ..warehouse import open_warehouse
 from ..timestamps import iso, parse_utc
 
 DEFAULT_KEEP = 5
@@ -204,13 +204,13 @@ def _read_online_rows(source, project: Project, view: dict, as_of: datetime | No
     spec = view["spec"]
     if as_of is None:
         # the columns online rows are defined to have (an older build's extra column stays behind)
-        columns = ", ".join(_ident(c) for c in project.macros.call("online_columns", spec))
+        columns = ", ".join(source.quote(c) for c in project.macros.call("online_columns", spec))
         rows = f"SELECT {columns} FROM {view['relation']}"
     else:
         literal = "cast(" + _sql_string(as_of.isoformat(sep=" ")) + " as timestamp)"
         rows = project.macros.call("online_rows", spec, literal)
     source.copy_to_local(rows, table)
-    return as_of or source.fetchall(f"SELECT as_of FROM {_state(view)}")[0][0]
+    return as_of or source.fetchall(f"SELECT as_of FROM {_state(source, view)}")[0][0]
 
 
 def _copy_view(source, project: Project, ref: str, view: dict, as_of: datetime | None) -> dict:
@@ -252,21 +252,18 @@ def _newest_served(source, project: Project, spec: dict, view: dict, table: str,
     recorded it in its state while reading the history anyway; else it is read here."""
     if not spec.get("windowed"):
         return source.local.execute(f"SELECT max(__fk_feature_ts) FROM {table} WHERE __fk_at < {at}").fetchall()[0][0]
-    database, schema, name = view["state"]
-    recorded = as_of is None and source.fetchall(
-        "SELECT count(*) FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} "
-        "AND table_name = {} AND column_name = 'newest_data'".format(*map(_sql_string, (database, schema, name)))
-    )[0][0]
+    recorded = as_of is None and "newest_data" in source.column_types(_state(source, view))
     if recorded:  # not when built before the state recorded it
-        found = source.fetchall(f"SELECT newest_data FROM {_state(view)} WHERE as_of = {at}")
+        found = source.fetchall(f"SELECT newest_data FROM {_state(source, view)} WHERE as_of = {at}")
         if found:
             return found[0][0]
     return source.fetchall(newest_data_sql(project.macros, spec, at, strictly_before=True))[0][0]
 
 
-def _state(view: dict) -> str:
-    """The online table's build state: its as-of time, and a window history's newest data."""
-    return ".".join(_ident(part) for part in view["state"])
+def _state(source, view: dict) -> str:
+    """The online table's build state: its as-of time, and a window history's newest data
+    (Spark's relations have no database part)."""
+    return ".".join(source.quote(part) for part in view["state"] if part is not None)
 
 
 def _feature_set_record(source, project, snapshots, spec: dict, view_records: dict) -> dict:
@@ -278,9 +275,8 @@ def _feature_set_record(source, project, snapshots, spec: dict, view_records: di
             if key not in key_types:
                 keys.append(key)
                 key_types[key] = view_records[view["ref"]]["key_types"][key]
-    cast = (lambda t: t) if source.local_is_warehouse else postgres_type
     labels = "(SELECT {} WHERE false)".format(
-        ", ".join([f"CAST(NULL AS {cast(key_types[k])}) AS {_ident(k)}" for k in keys]
+        ", ".join([f"CAST(NULL AS {source.sql_type(key_types[k])}) AS {source.quote(k)}" for k in keys]
                   + ["CAST(NULL AS TIMESTAMP) AS __fk_input_ts", "0 AS __fk_input_row"])
     )
     empty_views = [dict(view, relation=f"(SELECT * FROM {view['relation']} LIMIT 0)") for view in spec["views"]]

@@ -16,3 +16,10 @@
   {%- set unit = unit_seconds * 1000000 -%}
   {{ return("(" ~ micros ~ " // " ~ unit ~ " - cast(" ~ micros ~ " % " ~ unit ~ " < 0 as bigint))") }}
 {% endmacro %}
+
+{#- Spark: the same integer microseconds (Spark's resolution); div truncates toward zero. -#}
+{% macro spark__elapsed(start, end, unit_seconds) %}
+  {%- set micros = "(unix_micros(" ~ end ~ ") - unix_micros(" ~ start ~ "))" -%}
+  {%- set unit = unit_seconds * 1000000 -%}
+  {{ return("(" ~ micros ~ " div " ~ unit ~ " - cast(" ~ micros ~ " % " ~ unit ~ " < 0 as bigint))") }}
+{% endmacro %}

@@ -1,0 +1,205 @@
+"""The example shop on Apache Spark (dbt-spark, `method: session`, plain Parquet tables), in
+the one local Spark of the run: every node and dbt test builds; the feature views and
+training models equal DuckDB's value for value; an incremental run equals a build from
+scratch; `--full-refresh` keeps the history; `featurekit train-set` runs its join in Spark
+and writes what it writes on DuckDB; `publish` fills the same snapshot; the join matches the
+brute-force oracle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from dbt.cli.main import dbtRunner
+
+import test_point_in_time_oracle as oracle
+from conftest import copy_project, featurekit_cli
+from featurekit.cli import main
+from featurekit.macros import MacroRenderer
+from test_dbt_project import FEATURE_VIEWS, NEW_ROWS, rewrite_seed, table as duckdb_table
+from test_postgres import snapshot_tables
+
+pytestmark = pytest.mark.slow
+
+TRAINING_MODELS = ["churn_model_training", "churn_model_v2_training"]
+VIEWS_ONLY = ["--select", "+path:models/features", "--resource-type", "seed", "--resource-type", "model"]
+
+
+def spark_dbt(project: Path, schema: str, *args: str) -> list:
+    """Runs dbt in this process on the local Spark (schema = a Spark database of its own);
+    returns dbt's results, failing the test on any error."""
+    (project / "profiles.yml").write_text(
+        "shop:\n  target: spark\n  outputs:\n    spark:\n"
+        f"      type: spark\n      method: session\n      host: local\n      schema: {schema}\n      threads: 2\n"
+    )
+    outcome = dbtRunner().invoke([*args, "--project-dir", str(project), "--profiles-dir", str(project)])
+    failed = [f"{r.node.unique_id}: {r.status} {r.message}" for r in (outcome.result or [])
+              if str(r.status) not in ("success", "pass", "no-op")]
+    assert outcome.success and not failed, outcome.exception or "\n".join(failed)
+    return list(outcome.result)
+
+
+def spark_table(spark, name: str) -> list[tuple]:
+    """Every row of a Spark table, sorted as test_dbt_project.table sorts DuckDB's."""
+    return sorted((tuple(row) for row in spark.table(name).collect()), key=repr)
+
+
+def same_values(left: list[tuple], right: list[tuple]) -> list[str]:
+    """Differences between two sorted tables, floats to 12 significant digits (sums of
+    doubles in another order differ in the last bits)."""
+    def norm(value):
+        return float(f"{value:.12g}") if isinstance(value, float) and not math.isnan(value) else value
+
+    if len(left) != len(right):
+        return [f"{len(left)} rows against {len(right)}"]
+    return [f"{a} != {b}" for a, b in zip(left, right) if tuple(map(norm, a)) != tuple(map(norm, b))][:5]
+
+
+@pytest.fixture(scope="module")
+def spark_shop(spark, tmp_path_factory):
+    """The example shop built on Spark with `dbt build` (schema shop_spark)."""
+    project = copy_project(tmp_path_factory.mktemp("spark_shop") / "project")
+    results = spark_dbt(project, "shop_spark", "build")
+    return project, results
+
+
+def test_every_node_and_dbt_test_builds_on_spark(spark_shop):
+    project, results = spark_shop
+    kinds = [r.node.resource_type for r in results]
+    assert len(results) == 69, kinds
+    assert (kinds.count("seed"), kinds.count("model"), kinds.count("test")) == (5, 25, 37)
+
+
+@pytest.mark.parametrize("name", FEATURE_VIEWS + TRAINING_MODELS)
+def test_spark_equals_duckdb(spark, spark_shop, built_project, name):
+    assert same_values(spark_table(spark, f"shop_spark.{name}"), duckdb_table(built_project, name)) == []
+
+
+def test_incremental_run_equals_build_from_scratch_and_full_refresh_keeps_history(spark, spark_shop, tmp_path):
+    built, _ = spark_shop
+    incremental = copy_project(tmp_path / "incremental")
+    scratch = copy_project(tmp_path / "scratch")
+    spark_dbt(incremental, "shop_incremental", "build", *VIEWS_ONLY)
+    for project in (incremental, scratch):
+        for name, rows in NEW_ROWS.items():
+            rewrite_seed(project, name, extra=rows)
+
+    spark_dbt(incremental, "shop_incremental", "build", *VIEWS_ONLY)
+    spark_dbt(scratch, "shop_scratch", "build", *VIEWS_ONLY)
+
+    runs = {view: (incremental / "target" / "run" / "shop" / "models" / "features" / f"{view}.sql").read_text()
+            for view in FEATURE_VIEWS}
+    # a late order recomputes window rows already in the history (rewritten through a copy);
+    # new customers' profile rows replace nothing (appended)
+    assert "drop table shop_incremental.customer_orders_v1__fk_rewrite" in runs["customer_orders_v1"]
+    assert "insert into table shop_incremental.customer_profile_v1" in runs["customer_profile_v1"]
+    for view in FEATURE_VIEWS:
+        assert same_values(spark_table(spark, f"shop_incremental.{view}"), spark_table(spark, f"shop_scratch.{view}")) == [], view
+
+    before = {view: spark_table(spark, f"shop_incremental.{view}") for view in FEATURE_VIEWS}
+    # The source forgets everything before April (e.g. a retention policy on raw data).
+    for name, column in [("raw_orders", "order_ts"), ("raw_logins", "login_ts"), ("raw_support_tickets", "opened_ts")]:
+        rewrite_seed(incremental, name, keep=lambda row: row[column] >= "2024-04-01")
+    spark_dbt(incremental, "shop_incremental", "build", "--full-refresh", *VIEWS_ONLY)
+
+    assert spark.sql("select count(*) from shop_incremental.stg_orders where order_ts < '2024-04-01'").first()[0] == 0
+    for view in FEATURE_VIEWS:
+        assert spark_table(spark, f"shop_incremental.{view}") == before[view], view
+
+
+@pytest.mark.parametrize("feature_set", ["churn_model", "churn_model_v2"])
+def test_train_set_on_spark_equals_duckdb(spark_shop, built_project, tmp_path, feature_set):
+    """The same labels through the real CLI: the join runs in Spark (labels uploaded as a
+    Parquet file Spark reads), and the file written equals DuckDB's, every row and column."""
+    project, _ = spark_shop
+    labels = str(built_project / "seeds" / "churn_labels.csv")
+    on_spark, on_duckdb = tmp_path / "spark.parquet", tmp_path / "duckdb.parquet"
+    result = CliRunner().invoke(main, ["train-set", labels, "--feature-set", feature_set, "-o", str(on_spark),
+                                       "--project-dir", str(project), "-q"])
+    assert result.exit_code == 0, result.output
+    featurekit_cli("train-set", labels, "--feature-set", feature_set, "-o", str(on_duckdb), "-q", "--project-dir", str(built_project))
+
+    spark_frame, duckdb_frame = pq.read_table(on_spark), pq.read_table(on_duckdb)
+    # names and types (Parquet's not-null flags follow each engine's own inference)
+    assert [(f.name, f.type) for f in spark_frame.schema] == [(f.name, f.type) for f in duckdb_frame.schema]
+    rows = [tuple(row.values()) for row in spark_frame.to_pylist()]
+    assert len(rows) == 3633 + 2690
+    assert same_values(rows, [tuple(row.values()) for row in duckdb_frame.to_pylist()]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The join in Spark against the brute-force oracle (tests/test_point_in_time_oracle.py's cases:
+# ties, nulls, missing keys, labels before the first row, duplicate labels, composite and
+# text keys, availability times, ttl, request-time features and fills). Fewer cases than
+# DuckDB's: each is a Spark query of about a second.
+
+SPARK_TYPES = {"BIGINT": "bigint", "VARCHAR": "string", "DOUBLE": "double", "BOOLEAN": "boolean", "TIMESTAMP": "timestamp_ntz"}
+LABEL_TYPES = {"rid": "BIGINT", "k1": "BIGINT", "k2": "VARCHAR", "label_ts": "TIMESTAMP", "target": "BIGINT"}
+
+
+def spark_case_matches_oracle(spark, renderer, case) -> list[str]:
+    # Spark has no zoned timestamp type: a zoned label time arrives as its UTC instant, as
+    # train-set uploads it
+    case = dataclasses.replace(case, zoned=False, labels=[
+        dict(label, label_ts=label["label_ts"] and oracle.utc_naive(label["label_ts"])) for label in case.labels])
+    tables = {**{ref: (columns, case.rows[ref]) for ref, columns in oracle.TABLES.items()}, "labels": (LABEL_TYPES, case.labels)}
+    for name, (columns, rows) in tables.items():
+        schema = ", ".join(f"{column} {SPARK_TYPES[kind]}" for column, kind in columns.items())
+        frame = spark.createDataFrame([tuple(row[column] for column in columns) for row in rows], schema)
+        # written as naive times, read as Spark's TIMESTAMP at the session's zone, UTC
+        frame.selectExpr(*[f"cast({c} as timestamp) as {c}" if kind == "TIMESTAMP" else c for c, kind in columns.items()]) \
+            .createOrReplaceTempView(name)
+    result = spark.sql(oracle.case_join(renderer, case))
+    return oracle.check_case(case, result.columns, [tuple(row) for row in result.collect()])
+
+
+def test_spark_join_matches_oracle(spark, built_project):
+    manifest = json.loads((built_project / "target" / "manifest.json").read_text())
+    renderer = MacroRenderer(manifest, "spark")
+    failures = {}
+    for seed in range(40):
+        problems = spark_case_matches_oracle(spark, renderer, oracle.draw_case(oracle.SeededDraw(seed)))
+        if problems:
+            failures[seed] = problems[:5]
+    assert failures == {}
+
+
+@pytest.mark.parametrize("as_of", [None, "2024-07-01T00:00:00Z"], ids=["dbt-built", "as-of"])
+def test_published_snapshots_equal_duckdb(spark_shop, built_project, tmp_path, as_of):
+    """publish reads the online tables (or the views, --as-of) from Spark into the same
+    embedded snapshot it fills from DuckDB: the same tables, rows and records."""
+    project, _ = spark_shop
+    args = ["--as-of", as_of] if as_of else []
+    result = CliRunner().invoke(main, ["publish", "--project-dir", str(project), "--online-dir", str(tmp_path / "spark"), "-q", *args])
+    assert result.exit_code == 0, result.output
+    featurekit_cli("publish", "--project-dir", str(built_project), "--online-dir", str(tmp_path / "duckdb"), "-q", *args)
+    (spark_tables, spark_manifest), (duck_tables, duck_manifest) = (snapshot_tables(tmp_path / e) for e in ("spark", "duckdb"))
+    assert sorted(spark_tables) == sorted(duck_tables)
+    for ref, (columns, rows) in duck_tables.items():
+        assert spark_tables[ref][0] == columns, ref
+        assert len(rows) > 0 and same_values(spark_tables[ref][1], rows) == [], ref
+    for ref, record in duck_manifest["views"].items():
+        def same(r):
+            return {k: v for k, v in r.items() if k not in ("as_of", "relation")}
+        assert same(spark_manifest["views"][ref]) == same(record), ref
+
+
+def test_monitoring_and_lock_on_spark(spark_shop):
+    project, _ = spark_shop
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, [*args, "--project-dir", str(project)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    report = json.loads(cli("freshness", "--now", "2024-11-01T00:00:00Z", "--json"))
+    assert report["status"] == "ok"
+    assert all(r["warehouse"]["newest_feature_ts"] for r in report["views"])
+    assert "customer_orders_v1" in cli("describe", "customer_orders_v1")
+    cli("lock")
+    assert "9 released version(s) unchanged" in cli("check")
