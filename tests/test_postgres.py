@@ -132,6 +132,37 @@ def test_train_set_equals_duckdb(built_project, pg_project, tmp_path, feature_se
     assert sidecar["warehouse"].startswith("postgres 127.0.0.1:")
 
 
+@pytest.mark.parametrize("table", ["churn_labels", "extra.zoned_labels"])
+def test_a_labels_table_in_postgres_gives_the_rows_of_the_label_file(built_project, pg_project, postgres_server, tmp_path, table):
+    """--labels-table: the label rows joined where they are, in PostgreSQL (the seed by its dbt
+    name; a table of timestamptz label times by schema.table): the rows of the seed's file on
+    DuckDB, every value."""
+    from featurekit.catalog import relation
+    from featurekit.project import Project
+
+    if table == "extra.zoned_labels":
+        seed = relation(Project(pg_project), "churn_labels")
+        with closing(connect(postgres_server, "shop")) as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE SCHEMA IF NOT EXISTS extra; DROP TABLE IF EXISTS extra.zoned_labels; "
+                           "CREATE TABLE extra.zoned_labels AS SELECT customer_id, label_ts AT TIME ZONE 'UTC' AS label_ts, "
+                           f"churned FROM {seed}")
+    on_duckdb, on_postgres = tmp_path / "duckdb.parquet", tmp_path / "postgres.parquet"
+    featurekit_cli("train-set", str(built_project / "seeds" / "churn_labels.csv"), "--feature-set", "churn_model",
+                   "-o", str(on_duckdb), "--project-dir", str(built_project), "-q")
+    featurekit_cli("train-set", "--labels-table", table, "--feature-set", "churn_model", "-o", str(on_postgres),
+                   "--project-dir", str(pg_project), "-q")
+    columns, _, duck_rows = read_parquet(on_duckdb)
+    pg_columns, _, pg_rows = read_parquet(on_postgres)
+    assert pg_columns == columns
+
+    def by_label(rows):  # a table's rows come in label time and key order; zoned times as UTC
+        rows = [(r[0], r[1].replace(tzinfo=None), *r[2:]) for r in rows]
+        return sorted(rows, key=lambda r: (r[1], r[0], r[2]))
+
+    assert len(pg_rows) == 6323
+    assert differences(columns, by_label(duck_rows), by_label(pg_rows)) == []
+
+
 def snapshot_tables(online_dir: Path) -> tuple[dict, dict]:
     current = (online_dir / "CURRENT").read_text().strip()
     manifest = json.loads((online_dir / f"{current}.json").read_text())

@@ -132,6 +132,23 @@ def test_train_set_on_spark_equals_duckdb(spark_shop, built_project, tmp_path, f
     assert same_values(rows, [tuple(row.values()) for row in duckdb_frame.to_pylist()]) == []
 
 
+def test_a_labels_table_in_spark_gives_the_rows_of_the_label_file(spark_shop, built_project, tmp_path):
+    """--labels-table: the seed's rows joined where they are, in Spark (no label file, no
+    upload): the rows the seed's file gives on DuckDB, every value."""
+    project, _ = spark_shop
+    on_spark, on_duckdb = tmp_path / "spark.parquet", tmp_path / "duckdb.parquet"
+    result = CliRunner().invoke(main, ["train-set", "--labels-table", "churn_labels", "--feature-set", "churn_model",
+                                       "-o", str(on_spark), "--project-dir", str(project), "-q"])
+    assert result.exit_code == 0, result.output
+    featurekit_cli("train-set", str(built_project / "seeds" / "churn_labels.csv"), "--feature-set", "churn_model",
+                   "-o", str(on_duckdb), "-q", "--project-dir", str(built_project))
+    spark_frame, duckdb_frame = pq.read_table(on_spark), pq.read_table(on_duckdb)
+    assert spark_frame.schema.names == duckdb_frame.schema.names
+    rows = [tuple(row.values()) for row in spark_frame.to_pylist()]
+    assert [(r[1], r[0]) for r in rows] == sorted((r[1], r[0]) for r in rows)  # label time and key order
+    assert same_values(sorted(rows, key=repr), sorted((tuple(r.values()) for r in duckdb_frame.to_pylist()), key=repr)) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The join in Spark against the brute-force oracle (tests/test_point_in_time_oracle.py's cases:
 # ties, nulls, missing keys, labels before the first row, duplicate labels, composite and

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .errors import CheckFailed, FeaturekitError  # noqa: E402
+from .labels import LabelTable  # noqa: E402
 from .training import training_set  # noqa: E402
 
 
@@ -14,4 +15,4 @@ def __getattr__(name):
         return OnlineStore
     raise AttributeError(f"module 'featurekit' has no attribute {name!r}")
 
-__all__ = ["CheckFailed", "FeaturekitError", "OnlineStore", "training_set", "__version__"]
+__all__ = ["CheckFailed", "FeaturekitError", "LabelTable", "OnlineStore", "training_set", "__version__"]

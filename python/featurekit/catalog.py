@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .errors import FeaturekitError
 from .project import Project
 
 
@@ -53,3 +54,19 @@ def catalog_rows(project: Project) -> list[dict]:
             }
         )
     return rows
+
+
+def relation(project: Project, name: str) -> str:
+    """The warehouse relation of a model, seed or snapshot of the project named `name` (its
+    latest version), or `name` itself when it is written as a relation (schema.table)."""
+    nodes = [n for n in project.manifest.get("nodes", {}).values()
+             if n.get("name") == name and n.get("resource_type") in ("model", "seed", "snapshot") and n.get("relation_name")]
+    if nodes:
+        latest = [n for n in nodes if n.get("version") in (None, n.get("latest_version"))]
+        return (latest or nodes)[0]["relation_name"]
+    if "." in name:
+        return name
+    raise FeaturekitError(
+        f"--labels-table {name}: no model, seed or snapshot of that name in the dbt project; "
+        "name one, or write the table as schema.table"
+    )

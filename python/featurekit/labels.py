@@ -1,4 +1,5 @@
-"""Reads and checks a label file (CSV or Parquet) or DataFrame into a DuckDB temp view.
+"""Reads and checks a label file (CSV or Parquet) or DataFrame into a DuckDB temp view, or
+checks a labels table already in the warehouse where it is.
 
 Every problem is reported as one line naming the file, row and column, before any join runs.
 Rows are numbered from 1 in file order (a CSV's header is not a row).
@@ -31,6 +32,7 @@ RESERVED = "__fk_"
 _TIME_TYPES = {"TIMESTAMP", "DATE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"}
 _NUMBERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
             "UHUGEINT", "FLOAT", "DOUBLE"}
+_INTEGERS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT"]  # each converts exactly to the ones after it
 _DELIMITERS = {".csv": ",", ".tsv": "\t"}
 # A column as dbt's adapter.get_columns_in_relation describes it, for the label_time macro.
 LabelColumn = namedtuple("LabelColumn", ["name", "dtype"])
@@ -38,9 +40,18 @@ LabelColumn = namedtuple("LabelColumn", ["name", "dtype"])
 
 @dataclass
 class Labels:
-    name: str  # the labels in messages: the file name, or 'labels' for a DataFrame
+    name: str  # the labels in messages: the file name, 'labels' for a DataFrame, or the table
     columns: list[str]  # label columns, in order, passed through
     rows: int
+    in_warehouse: bool = False  # READY is in the warehouse, label columns included
+
+
+@dataclass
+class LabelTable:
+    """Label rows in a table of the warehouse: a dbt model, seed or snapshot of the project by
+    name, or a relation written as the warehouse's SQL writes it (schema.table)."""
+
+    name: str
 
 
 def load_labels(
@@ -70,11 +81,7 @@ def load_labels(
     types = dict(zip(columns, (t for (t,) in con.execute(f"SELECT column_type FROM (DESCRIBE {RAW})").fetchall())))
     for column in [timestamp_column, *keys]:
         if column not in types:
-            if column == timestamp_column:
-                what = f"timestamp column '{column}' (name another with --timestamp-column)"
-            else:
-                what = f"key column '{column}'" + (f", which {needed_by[column]} joins on" if column in (needed_by or {}) else "")
-            raise FeaturekitError(f"{name}: no {what}; its columns are {', '.join(columns)}")
+            raise FeaturekitError(_missing(name, column, timestamp_column, columns, needed_by))
     rows = con.execute(f"SELECT count(*) FROM {RAW}").fetchall()[0][0]
     if rows == 0:
         raise FeaturekitError(f"{name} has no label rows")
@@ -97,6 +104,70 @@ def load_labels(
         f"(SELECT {', '.join(select)}, rowid + 1 AS {ROW} FROM {RAW})"
     )
     return Labels(name=name, columns=columns, rows=rows)
+
+
+def load_label_table(source, relation: str, name: str, timestamp_column: str, keys: dict[str, str], macros,
+                     needed_by: dict[str, str] | None = None) -> Labels:
+    """Label rows already in the warehouse, checked there and made the temp table READY there
+    (no row leaves the warehouse): the table's columns with keys widened to the views' key
+    types, __fk_input_row numbering the rows by label time and keys (a table has no order of
+    its own), and __fk_input_ts, the label time in UTC by the label_time macro. The table's
+    types must already be right: a timestamp (or date) label time, keys of the views' type or
+    a narrower integer; `source` is the open warehouse (warehouse.py)."""
+    try:
+        types = source.column_types(relation)
+    except Exception as e:  # each engine raises its own; the first line of any says what
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise FeaturekitError(f"{name}: cannot read {relation} in the warehouse ({first}); build it or name another") from None
+    columns = list(types)
+    _check_names(name, columns)
+    for column in [timestamp_column, *keys]:
+        if column not in types:
+            raise FeaturekitError(_missing(name, column, timestamp_column, columns, needed_by))
+    ts_type = types[timestamp_column].upper()
+    if ts_type not in _TIME_TYPES | {"TIMESTAMPTZ"}:
+        raise FeaturekitError(
+            f"{name}: {timestamp_column} holds {ts_type} values, not timestamps; make it a timestamp in the table"
+        )
+    select = {column: source.quote(column) for column in columns}
+    for key, view_type in keys.items():
+        label_type = types[key].upper()
+        if label_type == view_type:
+            continue
+        if label_type in _INTEGERS and view_type in _INTEGERS[_INTEGERS.index(label_type):]:
+            select[key] = f"cast({source.quote(key)} as {source.sql_type(view_type)})"
+            continue
+        raise FeaturekitError(
+            f"{name}: key {key} is {label_type} but the feature views' {key} is {view_type}; cast it in the table"
+        )
+    # count(column) skips nulls: one scan finds every empty label time and key
+    counted = [timestamp_column, *keys]
+    rows, *empties = source.fetchall(
+        f"SELECT count(*), {', '.join(f'count({source.quote(c)})' for c in counted)} FROM {relation}"
+    )[0]
+    if rows == 0:
+        raise FeaturekitError(f"{name} has no label rows")
+    for column, filled in zip(counted, empties):
+        if filled < rows:
+            what = f"key {column}" if column in keys else column
+            raise FeaturekitError(f"{name}: {rows - filled:,} rows have no {what}; every label needs its time and keys")
+    utc = macros.call("label_time", timestamp_column, [LabelColumn(timestamp_column, ts_type)])
+    order = ", ".join(source.quote(c) for c in counted)
+    source.create_temp_table(
+        READY,
+        f"SELECT {', '.join(f'{value} AS {source.quote(c)}' for c, value in select.items())}, "
+        f"row_number() over (order by {order}) AS {ROW}, {utc} AS {TS} FROM {relation}",
+    )
+    return Labels(name=name, columns=columns, rows=rows, in_warehouse=True)
+
+
+def _missing(name: str, column: str, timestamp_column: str, columns: list[str], needed_by: dict[str, str] | None) -> str:
+    """The message for a label time or key column the labels lack."""
+    if column == timestamp_column:
+        what = f"timestamp column '{column}' (name another with --timestamp-column)"
+    else:
+        what = f"key column '{column}'" + (f", which {needed_by[column]} joins on" if column in (needed_by or {}) else "")
+    return f"{name}: no {what}; its columns are {', '.join(columns)}"
 
 
 def _read_file(con, path: Path, timestamp_column: str, keys: list[str]) -> tuple[str, list[str]]:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Callable
 import duckdb
 
 from . import __version__
-from .catalog import resolve
+from .catalog import relation, resolve
 from .errors import FeaturekitError
-from .labels import READY, ROW, TS, Labels, load_labels
+from .labels import READY, ROW, TS, Labels, LabelTable, load_label_table, load_labels
 from .project import Project, _ident, _sql_string
 from .tempfiles import remove, remove_stale, temp_path
 from .warehouse import open_warehouse
@@ -49,7 +49,7 @@ def training_set(
     timestamp_column: str = "label_ts",
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> pd.DataFrame:
-    """The training set for `labels` (a path or DataFrame) as a DataFrame: the label columns
+    """The training set for `labels` (a path, DataFrame or LabelTable) as a DataFrame: the label columns
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
     with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (source, plan, spec, loaded):
@@ -59,7 +59,7 @@ def training_set(
 
 
 def write_training_set(
-    labels_path,
+    labels,
     output,
     feature_set: str | None = None,
     features: list[str] | None = None,
@@ -69,8 +69,9 @@ def write_training_set(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     progress: Progress = _quiet,
 ) -> dict:
-    """Writes the training set to `output` (.parquet or .csv) and `output`.featureset.json,
-    both atomically: on any error neither exists. Returns the sidecar's content."""
+    """Writes the training set for `labels` (a label file's path, or a LabelTable) to `output`
+    (.parquet or .csv) and `output`.featureset.json, both atomically: on any error neither
+    exists. Returns the sidecar's content."""
     started = time.monotonic()
     output = Path(output)
     kind = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(output.suffix.lower())
@@ -78,8 +79,9 @@ def write_training_set(
         raise FeaturekitError(f"-o {output}: unsupported output type '{output.suffix}'; use .parquet or .csv")
     if not output.parent.is_dir():
         raise FeaturekitError(f"-o {output}: directory {output.parent} does not exist; create it first")
-    if output.exists() and Path(labels_path).exists() and os.path.samefile(output, labels_path):
-        raise FeaturekitError(f"-o {output} is the label file {labels_path}; write the training set to another file")
+    in_table = isinstance(labels, LabelTable)
+    if not in_table and output.exists() and Path(labels).exists() and os.path.samefile(output, labels):
+        raise FeaturekitError(f"-o {output} is the label file {labels}; write the training set to another file")
     sidecar_path = output.with_name(output.name + ".featureset.json")
     tmp_data, tmp_sidecar = temp_path(output), temp_path(sidecar_path)
     for path in (output, sidecar_path):
@@ -90,16 +92,16 @@ def write_training_set(
         raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
     try:
         project = Project(project_dir, warehouse)
-        prepared = _prepare(project, labels_path, feature_set, features, timestamp_column, memory_limit, progress)
-        with prepared as (source, plan, spec, labels):
-            sql = _run_steps(source, plan, spec, labels, progress)
+        prepared = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, progress)
+        with prepared as (source, plan, spec, loaded):
+            sql = _run_steps(source, plan, spec, loaded, progress)
             options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
             try:
                 source.local.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
             except duckdb.IOException as e:
                 raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
             stats = _view_stats(source.local, tmp_data, kind, spec)
-            _check_one_row_per_label(stats["rows"], labels)
+            _check_one_row_per_label(stats["rows"], loaded)
             warehouse_name = source.name
         sidecar = {
             "featurekit_version": __version__,
@@ -107,10 +109,10 @@ def write_training_set(
             "feature_set": spec.get("name"),
             "features": features,
             "labels": {
-                "path": str(labels_path),
-                "sha256": _sha256(Path(labels_path)),
-                "rows": labels.rows,
-                "columns": labels.columns,
+                **({"table": labels.name, "relation": relation(project, labels.name)} if in_table
+                   else {"path": str(labels), "sha256": _sha256(Path(labels))}),
+                "rows": loaded.rows,
+                "columns": loaded.columns,
                 "timestamp_column": timestamp_column,
             },
             "output": {"path": str(output), "rows": stats["rows"], "format": kind},
@@ -148,12 +150,19 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         con = source.local
         _limit_memory(con, memory_limit)
         keys = _key_types(source, spec)
-        progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
-        loaded = load_labels(con, labels, timestamp_column, keys, project.macros, _key_users(spec))
+        if isinstance(labels, LabelTable):
+            progress(f"checking the labels table {labels.name} in {source.name}")
+            loaded = load_label_table(source, relation(project, labels.name), f"labels table {labels.name}",
+                                      timestamp_column, keys, project.macros, _key_users(spec))
+        else:
+            progress(f"reading labels from {labels}" if isinstance(labels, (str, os.PathLike)) else "reading labels")
+            loaded = load_labels(con, labels, timestamp_column, keys, project.macros, _key_users(spec))
         _check_collisions(loaded, spec)
         progress(f"{loaded.rows:,} label rows")
         label_columns = loaded.columns
-        if not source.local_is_warehouse:
+        if loaded.in_warehouse and not source.local_is_warehouse:
+            label_columns = [*loaded.columns, ROW]  # the join carries them; ROW orders them here
+        elif not source.local_is_warehouse:
             # the join needs only the keys, the time and the row number; the label columns stay here
             progress(f"uploading the label keys and times to {source.name}")
             columns = [*keys, ROW, TS]
@@ -189,6 +198,8 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
     if source.local_is_warehouse:
         return sql
     progress(f"reading the joined rows from {source.name}")
+    if labels.in_warehouse:
+        return f"SELECT * EXCLUDE ({ROW}) FROM ({source.rows(sql)}) ORDER BY {ROW}"
     label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
     return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
             f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")

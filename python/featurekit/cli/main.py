@@ -12,6 +12,8 @@ from ..catalog import catalog_rows
 from .common import FeaturekitGroup, echo_progress, format_table, project_options
 from ..dbt_package import init
 from ..dbt_runner import build_in_process, run_dbt
+from ..errors import FeaturekitError
+from ..labels import LabelTable
 from ..project import Project
 from ..training import DEFAULT_MEMORY_LIMIT, write_training_set
 
@@ -39,7 +41,10 @@ def main(ctx, debug):
 
 
 @main.command("train-set")
-@click.argument("labels", type=click.Path(dir_okay=False))
+@click.argument("labels", type=click.Path(dir_okay=False), required=False)
+@click.option("--labels-table", metavar="NAME",
+              help="Read the labels from this table of the warehouse instead of a file: a dbt model or seed of the "
+                   "project, or schema.table. Rows are ordered by label time and keys.")
 @click.option("--feature-set", help="A feature set (dbt exposure of type ml), e.g. churn_model.")
 @click.option("--features", help="Comma-separated feature references: view_vN or view_vN.feature.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file, .parquet or .csv.")
@@ -52,8 +57,11 @@ def main(ctx, debug):
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @project_options
-def train_set(labels, feature_set, features, output, timestamp_column, memory_limit, quiet, project_dir, warehouse):
-    """Build a point-in-time training set for the rows of LABELS (CSV or Parquet).
+def train_set(labels, labels_table, feature_set, features, output, timestamp_column, memory_limit, quiet, project_dir,
+              warehouse):
+    """Build a point-in-time training set for the rows of LABELS (CSV or Parquet), or of a
+    table already in the warehouse (--labels-table: the join runs there, no label row leaves
+    it).
 
     Each label row gets, from every feature view, the latest value recorded strictly before
     its timestamp, with the view's ttl, request-time features and fill policy applied. Label
@@ -66,10 +74,13 @@ def train_set(labels, feature_set, features, output, timestamp_column, memory_li
     Example:
       featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
       featurekit train-set labels.parquet --features customer_orders_v2.orders_30d -o train.csv
+      featurekit train-set --labels-table churn_labels --feature-set churn_model -o train.parquet
     """
+    if (labels is None) == (labels_table is None):
+        raise FeaturekitError("give a label file (LABELS) or --labels-table, not both or neither")
     refs = [r.strip() for r in features.split(",") if r.strip()] if features is not None else None
     write_training_set(
-        labels,
+        LabelTable(labels_table) if labels_table else labels,
         output,
         feature_set=feature_set,
         features=refs,
