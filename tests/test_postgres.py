@@ -98,6 +98,22 @@ def test_feature_views_get_the_join_index(pg_project, postgres_server):
     assert len(marked) == 9 and all(view["join_index"] for view in marked), [v["ref"] for v in marked if not v["join_index"]]
 
 
+def test_an_incremental_run_restores_the_join_index(pg_project, postgres_server, tmp_path):
+    """A view without the index (as one built by an older featurekit) gets it back from the
+    history strategy at its next incremental run."""
+    from featurekit.project import Project
+
+    project = broken_copy(pg_project, tmp_path, postgres_server, "shop")
+    view = Project(project).macros.call("feature_views")["last_purchase_v1"]
+    with closing(connect(postgres_server, "shop")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'shop.last_purchase_v1'::regclass")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX {name}")
+        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is False
+        featurekit_cli("dbt", "run", "--select", "last_purchase", "--project-dir", str(project))
+        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is True
+
+
 def read_parquet(path: Path) -> tuple[list[str], list[str], list[tuple]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
