@@ -14,3 +14,9 @@
 {% macro dbt_spark_get_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates) %}
   {{ return(featurekit.spark_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates)) }}
 {% endmacro %}
+
+{#- dbt-postgres makes a new table's indexes in this macro: the project's version adds the
+    one featurekit's point-in-time join descends to feature views (featurekit's view_index.sql). -#}
+{% macro postgres__create_indexes(relation) %}
+  {{ return(featurekit.create_view_indexes(relation)) }}
+{% endmacro %}

@@ -25,6 +25,7 @@ import parity_paths as paths
 from conftest import copy_project, featurekit_cli
 from featurekit.macros import MacroRenderer
 from featurekit.online.store import OnlineStore
+from featurekit.training import with_join_indexes
 from postgres_server import PASSWORD_USER
 from test_point_in_time_oracle import (
     TABLES, Case, HypothesisDraw, SeededDraw, draw_case, example_labels, mismatches, oracle, output_columns,
@@ -82,6 +83,35 @@ def test_the_shop_builds_on_postgres(pg_project):
     assert any(n.startswith("featurekit_unique_history") for n in names)
     assert sum(r["unique_id"].startswith("model.") for r in results) == 25
     assert sum(r["unique_id"].startswith("test.") for r in results) == 37
+
+
+def test_feature_views_get_the_join_index(pg_project, postgres_server):
+    """Every feature view the shop built has the index postgres__view_join descends (made by
+    the project's postgres__create_indexes when dbt created the table), so train-set takes the
+    per-label plan for each view without an availability column."""
+    from featurekit.project import Project
+
+    project = Project(pg_project)
+    views = list(project.macros.call("feature_views").values())
+    with closing(connect(postgres_server, "shop")) as connection:
+        marked = with_join_indexes(fetchall(connection), project.macros, views)
+    assert len(marked) == 9 and all(view["join_index"] for view in marked), [v["ref"] for v in marked if not v["join_index"]]
+
+
+def test_an_incremental_run_restores_the_join_index(pg_project, postgres_server, tmp_path):
+    """A view without the index (as one built by an older featurekit) gets it back from the
+    history strategy at its next incremental run."""
+    from featurekit.project import Project
+
+    project = broken_copy(pg_project, tmp_path, postgres_server, "shop")
+    view = Project(project).macros.call("feature_views")["last_purchase_v1"]
+    with closing(connect(postgres_server, "shop")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'shop.last_purchase_v1'::regclass")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX {name}")
+        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is False
+        featurekit_cli("dbt", "run", "--select", "last_purchase", "--project-dir", str(project))
+        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is True
 
 
 def read_parquet(path: Path) -> tuple[list[str], list[str], list[tuple]]:
@@ -352,10 +382,28 @@ def load_case_pg(connection, case: Case) -> None:
                 execute_values(cursor, f"INSERT INTO {name} VALUES %s", [tuple(r[c] for c in columns) for r in rows])
 
 
-def run_case_pg(connection, renderer, case: Case) -> list[str]:
+def fetchall(connection):
+    def run(sql):
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    return run
+
+
+def run_case_pg(connection, renderer, case: Case, plan: str) -> list[str]:
+    """The case joined by the sorted pass (no index: default__view_join) or, with each view's
+    table indexed on (keys, feature time), by the per-label index descent (postgres__view_join)
+    where the view has no availability column."""
     load_case_pg(connection, case)
-    sql = renderer.call("point_in_time_join", "labels", case.specs, timestamp_column="label_ts",
+    if plan == "indexed":
+        with connection.cursor() as cursor:
+            for spec in case.specs:
+                cursor.execute(f"CREATE INDEX ON {spec['relation']} ({', '.join([*spec['keys'], spec['timestamp']])})")
+    views = with_join_indexes(fetchall(connection), renderer, case.specs)
+    assert [v["join_index"] for v in views] == [plan == "indexed"] * len(views)
+    sql = renderer.call("point_in_time_join", "labels", views, timestamp_column="label_ts",
                         label_columns=case.label_columns, row_column=case.row_column)
+    assert ("lateral" in sql) == (plan == "indexed" and any(not v["available_at"] for v in views))
     with connection.cursor() as cursor:
         cursor.execute(sql)
         columns = [d.name for d in cursor.description]
@@ -365,16 +413,21 @@ def run_case_pg(connection, renderer, case: Case) -> list[str]:
     return mismatches(oracle(case.specs, case.rows, case.labels, case.label_columns, "label_ts"), actual, columns)
 
 
-def test_seeded_random_cases_match_oracle_on_postgres(oracle_pg, postgres_renderer):
+PLANS = ["sorted", "indexed"]
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_seeded_random_cases_match_oracle_on_postgres(oracle_pg, postgres_renderer, plan):
     failures = {}
     for seed in range(80):
-        problems = run_case_pg(oracle_pg, postgres_renderer, draw_case(SeededDraw(seed)))
+        problems = run_case_pg(oracle_pg, postgres_renderer, draw_case(SeededDraw(seed)), plan)
         if problems:
             failures[seed] = problems[:5]
     assert failures == {}
 
 
+@pytest.mark.parametrize("plan", PLANS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_hypothesis_cases_match_oracle_on_postgres(oracle_pg, postgres_renderer, data):
-    assert run_case_pg(oracle_pg, postgres_renderer, draw_case(HypothesisDraw(data))) == []
+def test_hypothesis_cases_match_oracle_on_postgres(oracle_pg, postgres_renderer, plan, data):
+    assert run_case_pg(oracle_pg, postgres_renderer, draw_case(HypothesisDraw(data)), plan) == []

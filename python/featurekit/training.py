@@ -172,7 +172,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         plan = project.macros.call(
             "point_in_time_steps",
             READY,
-            spec["views"],
+            spec["views"] if source.local_is_warehouse else with_join_indexes(source.fetchall, project.macros, spec["views"]),
             timestamp_column=TS,
             label_columns=label_columns,
             row_column=ROW,
@@ -203,6 +203,18 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
     label_columns = ", ".join(f"l.{_ident(c)}" for c in labels.columns)
     return (f"SELECT {label_columns}, f.* EXCLUDE ({ROW}) FROM {READY} AS l "
             f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
+
+
+def with_join_indexes(fetchall, macros, views: list[dict]) -> list[dict]:
+    """The views, each with `join_index`: whether the warehouse holds the index its join
+    can descend per label (join_index_sql; postgres__view_join takes it, or else the sorted
+    pass). Asked at every train-set: a view built by an older featurekit may lack it.
+    `fetchall` runs a query in the warehouse; `macros` renders the project's macros."""
+    marked = []
+    for view in views:
+        sql = macros.call("join_index_sql", view)
+        marked.append(dict(view, join_index=sql is not None and bool(fetchall(sql)[0][0])))
+    return marked
 
 
 def _check_one_row_per_label(rows: int, labels: Labels) -> None:

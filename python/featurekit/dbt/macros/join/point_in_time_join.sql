@@ -129,6 +129,33 @@ order by l.__fk_row
       on {% for key in keys %}f.{{ key }} = m.{{ key }} and {% endfor %}f.__fk_at = m.__fk_match_at
 {%- endmacro %}
 
+{#- PostgreSQL: where the view has a btree index led by its keys and feature timestamp
+    (featurekit.join_index_sql found it; feature views get one by construction, see
+    view_index.sql), each label takes the view's last row strictly before it through that
+    index: O(L log R) instead of the sorted pass's O((L + R) log(L + R)), which reads every
+    view row (medium bench, R = 4L: 4.9 -> see bench/README.md). Labels are visited in (keys,
+    time) order, so consecutive descents touch the same index pages. `with ties` keeps every
+    row at the greatest instant, as default__'s join by (keys, instant) does, so a view that
+    repeats one still gives a label two rows (and train-set's error). A view with an
+    availability column, or without the index, takes the sorted pass: its answer is a row of
+    the timeline, not of the table. -#}
+{% macro postgres__view_join(rows, view, n) %}
+{%- if view.available_at or not view.get('join_index') -%}
+  {{ return(featurekit.default__view_join(rows, view, n)) }}
+{%- endif -%}
+{%- set keys = view['keys'] %}
+{%- set fetched = featurekit.fetched_columns(view) %}
+    select r.*, f.{{ view.timestamp }} as __fk_ts_{{ n }}{% for column in fetched %}, f.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from (select * from {{ rows }} order by {% for key in keys %}{{ key }}, {% endfor %}__fk_ts) as r
+    left join lateral (
+        select v.{{ view.timestamp }}{% for column in fetched if column != view.timestamp %}, v.{{ column }}{% endfor %}
+        from {{ view.relation }} as v
+        where {% for key in keys %}v.{{ key }} = r.{{ key }} and {% endfor %}v.{{ view.timestamp }} < r.__fk_ts
+        order by v.{{ view.timestamp }} desc
+        fetch first 1 rows with ties
+    ) as f on true
+{%- endmacro %}
+
 {#- Spark: the same sorted pass, reading `rows` once. Spark inlines a CTE wherever it is
     named, so a step that names the step before twice (default__: the stream and the join
     back) doubles the work of every earlier step: 6 views, 2^6 times the first step (the

@@ -1,0 +1,41 @@
+{#- A query answering whether the view (or `relation`, another name of its table) has an
+    index the point-in-time join can descend per label: a valid btree led by the view's keys
+    then its feature timestamp, with no predicate. One boolean row; none (no query) on an
+    engine without such a plan. train-set runs it before rendering the join, a training
+    model through featurekit.with_join_indexes. -#}
+{% macro join_index_sql(view, relation=none) %}
+  {{ return(adapter.dispatch('join_index_sql', 'featurekit')(view, relation)) }}
+{% endmacro %}
+
+{% macro default__join_index_sql(view, relation) %}
+  {{ return(none) }}
+{% endmacro %}
+
+{% macro postgres__join_index_sql(view, relation) %}
+  {%- set columns = view['keys'] + [view.timestamp] -%}
+  {%- set sql -%}
+    select exists (
+        select 1
+        from pg_index as i
+        join pg_class as c on c.oid = i.indexrelid
+        join pg_am as a on a.oid = c.relam
+        where i.indrelid = to_regclass('{{ (relation or view.relation) | string | replace("'", "''") }}')
+          and a.amname = 'btree' and i.indisvalid and i.indpred is null and i.indnkeyatts >= {{ columns | length }}
+          {%- for column in columns %}
+          and (select attname from pg_attribute where attrelid = i.indrelid and attnum = i.indkey[{{ loop.index0 }}]) = '{{ column }}'
+          {%- endfor %}
+    )
+  {%- endset -%}
+  {{ return(sql) }}
+{% endmacro %}
+
+{#- The views, each with `join_index` set: whether join_index_sql finds its index (in dbt,
+    where run_query can ask the warehouse; train-set sets it itself). -#}
+{% macro with_join_indexes(views) %}
+  {%- set marked = [] -%}
+  {%- for view in views -%}
+    {%- set sql = featurekit.join_index_sql(view) -%}
+    {%- do marked.append(dict(view, join_index=(sql is not none and run_query(sql).columns[0].values()[0]))) -%}
+  {%- endfor -%}
+  {{ return(marked) }}
+{% endmacro %}
