@@ -40,6 +40,7 @@ from ..project import _ident
 from .keys import INTEGER_TYPES, as_int64, fingerprint
 
 DICTIONARY = 1 << 16  # string columns with at most this many distinct values are stored as codes
+ONE_BATCH = 1 << 40  # Arrow from DuckDB in one batch
 DENSE = 2  # integer keys spread over at most this many times their number are laid out densely
 
 
@@ -91,13 +92,9 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
         name = f"entity{number}"
         entity = {"keys": list(keys), "name": name, "kind": "sorted" if integer else "hashed", "views": refs}
         if integer:
-            values = {ref: _int64(t.column(keys[0])) for ref, t in tables.items()}  # each sorted
-            distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in values.values()] or [np.zeros(0, np.int64)])))
-            positions = {ref: np.searchsorted(distinct, v) for ref, v in values.items()}
+            distinct, positions, dense = _numbered({ref: _int64(t.column(keys[0])) for ref, t in tables.items()})
             _save(directory / f"{name}.keys.arrow", pa.table({"key": distinct}))
-            if len(distinct) and int(distinct[-1]) - int(distinct[0]) < DENSE * len(distinct):
-                dense = np.full(int(distinct[-1]) - int(distinct[0]) + 1, -1, dtype=np.int64)
-                dense[distinct - distinct[0]] = np.arange(len(distinct))
+            if dense is not None:
                 _save(directory / f"{name}.dense.arrow", pa.table({"number": dense}))
                 entity.update(kind="dense", low=int(distinct[0]))
         else:
@@ -130,7 +127,8 @@ def _rows(con, schema: str, ref: str, view: dict, wanted: dict, ttl: int | None,
     sources = sorted({source for _, source in wanted})
     select = ", ".join([keys, "__fk_at", f"{expires} AS __fk_expires_at", "__fk_feature_ts", *(_ident(s) for s in sources)])
     held = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in view["keys"])  # a null key matches no request
-    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at").to_arrow_table()
+    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at")
+    table = table.to_arrow_table(batch_size=ONE_BATCH)  # each column one chunk: written without a copy
     columns = {k: table.column(k) for k in view["keys"]}
     columns["__fk_at"] = _micros(table.column("__fk_at"))
     if ttl:
@@ -155,6 +153,25 @@ def _compact(column):
         return column
     encoded = pc.dictionary_encode(_array(column))
     return encoded if len(encoded.dictionary) <= min(DICTIONARY, len(column) // 2) else column
+
+
+def _numbered(values: dict[str, np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """Integer keys (each view's sorted): the distinct keys in order, each row's number, and
+    the dense map (per key - low, its number or -1) when they fill at least 1/DENSE of their
+    range. Keys within DENSE x the rows' count of each other are numbered by marking them
+    in a table over their range (linear; sorting 9M keys took 0.8 s of a publish)."""
+    held = [v for v in values.values() if len(v)]
+    low, high = min((int(v[0]) for v in held), default=0), max((int(v[-1]) for v in held), default=-1)
+    if not held or high - low >= DENSE * sum(map(len, held)):  # sparse: merge the views' distinct keys
+        distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in held] or [np.zeros(0, np.int64)])))
+        return distinct, {ref: np.searchsorted(distinct, v) for ref, v in values.items()}, None
+    seen = np.zeros(high - low + 1, dtype=bool)
+    for v in held:
+        seen[v - low] = True
+    number = np.cumsum(seen, dtype=np.int64) - 1
+    distinct = np.flatnonzero(seen).astype(np.int64) + low
+    dense = np.where(seen, number, -1) if high - low < DENSE * len(distinct) else None
+    return distinct, {ref: number[v - low] for ref, v in values.items()}, dense
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
