@@ -40,7 +40,6 @@ from ..project import _ident
 from .keys import INTEGER_TYPES, as_int64, fingerprint
 
 DICTIONARY = 1 << 16  # string columns with at most this many distinct values are stored as codes
-ONE_BATCH = 1 << 40  # Arrow from DuckDB in one batch
 DENSE = 2  # integer keys spread over at most this many times their number are laid out densely
 
 
@@ -127,8 +126,7 @@ def _rows(con, schema: str, ref: str, view: dict, wanted: dict, ttl: int | None,
     sources = sorted({source for _, source in wanted})
     select = ", ".join([keys, "__fk_at", f"{expires} AS __fk_expires_at", "__fk_feature_ts", *(_ident(s) for s in sources)])
     held = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in view["keys"])  # a null key matches no request
-    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at")
-    table = table.to_arrow_table(batch_size=ONE_BATCH)  # each column one chunk: written without a copy
+    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at").to_arrow_table()
     columns = {k: table.column(k) for k in view["keys"]}
     columns["__fk_at"] = _micros(table.column("__fk_at"))
     if ttl:
