@@ -258,3 +258,29 @@ def test_bad_serving_files_fail_in_one_line_naming_the_snapshot_and_the_previous
         time.sleep(0.01)
     assert store.failed_snapshot == bad and reason in store.reload_error
     assert store.snapshot_id == served and store.get("churn_model", 3, request_ts=AT)["customer_id"] == 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
+    """layout._numbered marks keys over their range when they are close together; it must
+    give what sorting every view's distinct keys together gives (the distinct keys, each
+    row's number, the dense map or none), however the views' keys spread or overlap."""
+    import numpy as np
+    from featurekit.online.layout import DENSE, _numbered
+
+    rng = np.random.default_rng(seed)
+    for _ in range(500):
+        views = {}
+        for v in range(int(rng.integers(0, 4))):
+            span, base = int(rng.choice([5, 40, 1000, 2**61])), int(rng.choice([0, -70, 2**62, -(2**62)]))
+            views[f"v{v}"] = np.sort(rng.integers(-span // 2, span // 2, int(rng.integers(0, 25))) + base).astype(np.int64)
+        distinct = np.unique(np.concatenate([*views.values(), np.zeros(0, np.int64)]))
+        got, numbers, dense = _numbered(views)
+        assert got.tolist() == distinct.tolist()
+        assert {ref: n.tolist() for ref, n in numbers.items()} == {ref: np.searchsorted(distinct, v).tolist() for ref, v in views.items()}
+        spread = len(distinct) and int(distinct[-1]) - int(distinct[0]) < DENSE * len(distinct)
+        assert (dense is not None) == bool(spread)
+        if spread:
+            expected = np.full(int(distinct[-1]) - int(distinct[0]) + 1, -1)
+            expected[distinct - distinct[0]] = np.arange(len(distinct))
+            assert dense.tolist() == expected.tolist()

@@ -91,13 +91,9 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
         name = f"entity{number}"
         entity = {"keys": list(keys), "name": name, "kind": "sorted" if integer else "hashed", "views": refs}
         if integer:
-            values = {ref: _int64(t.column(keys[0])) for ref, t in tables.items()}  # each sorted
-            distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in values.values()] or [np.zeros(0, np.int64)])))
-            positions = {ref: np.searchsorted(distinct, v) for ref, v in values.items()}
+            distinct, positions, dense = _numbered({ref: _int64(t.column(keys[0])) for ref, t in tables.items()})
             _save(directory / f"{name}.keys.arrow", pa.table({"key": distinct}))
-            if len(distinct) and int(distinct[-1]) - int(distinct[0]) < DENSE * len(distinct):
-                dense = np.full(int(distinct[-1]) - int(distinct[0]) + 1, -1, dtype=np.int64)
-                dense[distinct - distinct[0]] = np.arange(len(distinct))
+            if dense is not None:
                 _save(directory / f"{name}.dense.arrow", pa.table({"number": dense}))
                 entity.update(kind="dense", low=int(distinct[0]))
         else:
@@ -155,6 +151,25 @@ def _compact(column):
         return column
     encoded = pc.dictionary_encode(_array(column))
     return encoded if len(encoded.dictionary) <= min(DICTIONARY, len(column) // 2) else column
+
+
+def _numbered(values: dict[str, np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """Integer keys (each view's sorted): the distinct keys in order, each row's number, and
+    the dense map (per key - low, its number or -1) when they fill at least 1/DENSE of their
+    range. Keys within DENSE x the rows' count of each other are numbered by marking them
+    in a table over their range (linear; sorting 9M keys took 0.8 s of a publish)."""
+    held = [v for v in values.values() if len(v)]
+    low, high = min((int(v[0]) for v in held), default=0), max((int(v[-1]) for v in held), default=-1)
+    if not held or high - low >= DENSE * sum(map(len, held)):  # sparse: merge the views' distinct keys
+        distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in held] or [np.zeros(0, np.int64)])))
+        return distinct, {ref: np.searchsorted(distinct, v) for ref, v in values.items()}, None
+    seen = np.zeros(high - low + 1, dtype=bool)
+    for v in held:
+        seen[v - low] = True
+    number = np.cumsum(seen, dtype=np.int64) - 1
+    distinct = np.flatnonzero(seen).astype(np.int64) + low
+    dense = np.where(seen, number, -1) if high - low < DENSE * len(distinct) else None
+    return distinct, {ref: number[v - low] for ref, v in values.items()}, dense
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
