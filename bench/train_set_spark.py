@@ -82,6 +82,7 @@ def prepare_spark(out: Path, duckdb_files: dict[str, str], views: dict, digest) 
     key = digest(json.loads((out / "prepared.json").read_text())["data"], files)
     if stamp.is_file() and json.loads(stamp.read_text()).get("build") == key:
         use_featurekit(project)  # the working tree's macros, as train_set.prepare vendors them
+        run_measured_tree([sys.executable, "-m", "featurekit", "dbt", "parse", "--project-dir", str(project)])
         return project
     print(f"building the Spark bench project {project} (dbt run on a local Spark)", flush=True)
     for directory in (project, spark_dir):
