@@ -18,6 +18,7 @@ class Run:
     seconds: float  # wall time from process start to exit
     cpu_seconds: float  # user + system time: what the run costs however busy the machine is
     peak_rss: int  # bytes, the process's own high-water mark (ru_maxrss)
+    jvm_peak_rss: int = 0  # bytes, the high-water mark of a JVM it started (run_measured_tree)
 
 
 # Measures one command from a small wrapper process: ru_maxrss also counts what a child held
@@ -39,16 +40,78 @@ with open(sys.argv[1], "w") as f:
 def run_measured(command: list[str], cwd=None) -> Run:
     """Runs `command` in a fresh process and measures it alone: wall time including process
     start, and its peak RSS. Raises on a non-zero exit, showing the command's output."""
+    seconds, cpu, peak_kib = _wrapped(_WRAPPER, command, cwd)
+    return Run(float(seconds), float(cpu), int(peak_kib) * 1024)  # Linux reports KiB
+
+
+def _wrapped(wrapper: str, command: list[str], cwd) -> list[str]:
+    """The figures a wrapper script reports for `command` (its last one, the exit code, checked)."""
     command = [shutil.which(command[0]) or command[0], *map(str, command[1:])]
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report")
         result = subprocess.run(
-            [sys.executable, "-S", "-c", _WRAPPER, report, *command], cwd=cwd, capture_output=True, text=True, check=False
+            [sys.executable, "-S", "-c", wrapper, report, *command], cwd=cwd, capture_output=True, text=True, check=False
         )
-        seconds, cpu, peak_kib, code = Path(report).read_text().split() if os.path.exists(report) else (0, 0, 0, -1)
-    if result.returncode != 0 or int(code) != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {code}:\n{(result.stdout + result.stderr)[-4000:]}")
-    return Run(float(seconds), float(cpu), int(peak_kib) * 1024)  # Linux reports KiB
+        figures = Path(report).read_text().split() if os.path.exists(report) else ["-1"]
+    if result.returncode != 0 or int(figures[-1]) != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {figures[-1]}:\n{(result.stdout + result.stderr)[-4000:]}")
+    return figures[:-1]
+
+
+# Measures a command that starts a JVM (PySpark's gateway, a child that outlives its parent
+# by a moment): the wrapper becomes the subreaper of every descendant, so the orphaned JVM
+# comes back to it and its CPU is counted once, from wait4; each process's peak RSS (VmHWM)
+# is read from /proc every 0.1 s while it lives. It waits for every descendant (an embedded
+# Derby metastore admits one JVM at a time) and writes "seconds cpu_seconds python_peak_kib
+# jvm_peak_kib exit_code", seconds being the command's own (to its exit).
+_TREE_WRAPPER = """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+started = time.perf_counter()
+main = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+me, peaks, java, cpu, seconds, code = os.getpid(), {}, set(), 0.0, 0.0, -1
+def poll():
+    parents = {}
+    for entry in os.listdir('/proc'):
+        try:
+            if entry.isdigit():
+                parents[int(entry)] = int(open(f'/proc/{entry}/stat').read().rsplit(')', 1)[1].split()[1])
+        except OSError:
+            pass
+    tree, frontier = set(), {me}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - tree
+        tree |= frontier
+    for pid in tree:
+        try:
+            fields = dict(line.split(':', 1) for line in open(f'/proc/{pid}/status'))
+            peaks[pid] = max(peaks.get(pid, 0), int(fields['VmHWM'].split()[0]))
+            if fields['Name'].strip() == 'java':
+                java.add(pid)
+        except (OSError, KeyError, ValueError):
+            pass
+while True:
+    poll()
+    try:
+        pid, status, usage = os.wait4(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid == 0:
+        time.sleep(0.1)
+        continue
+    cpu += usage.ru_utime + usage.ru_stime
+    if pid == main:
+        seconds, code = time.perf_counter() - started, os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds} {cpu} {peaks.get(main, 0)} {max([peaks[p] for p in java] or [0])} {code}")
+"""
+
+
+def run_measured_tree(command: list[str], cwd=None) -> Run:
+    """run_measured for a command whose process starts a JVM: CPU of the process and every
+    descendant, the process's peak RSS and the JVM's (see _TREE_WRAPPER)."""
+    seconds, cpu, python_kib, jvm_kib = _wrapped(_TREE_WRAPPER, command, cwd)
+    return Run(float(seconds), float(cpu), int(python_kib) * 1024, int(jvm_kib) * 1024)
 
 
 def summarize(runs: list[Run]) -> Run:
@@ -57,6 +120,7 @@ def summarize(runs: list[Run]) -> Run:
         statistics.median(r.seconds for r in runs),
         statistics.median(r.cpu_seconds for r in runs),
         max(r.peak_rss for r in runs),
+        max(r.jvm_peak_rss for r in runs),
     )
 
 

@@ -1,6 +1,6 @@
 """Benchmark: `featurekit train-set` against the same point-in-time join written by hand.
 
-    python bench/train_set.py --scale tiny|small|medium|large [--engine postgres]
+    python bench/train_set.py --scale tiny|small|medium|large [--engine postgres|spark]
 
 Generates labels and raw feature data (deterministic numpy, about 1% of raw rows restated:
 same key and feature_ts, a later loaded_at), builds the feature views with a real `dbt build`
@@ -303,13 +303,20 @@ def main() -> int:
     parser.add_argument("--pandas-runs", type=int, help="runs for pandas, the slowest (default: --runs)")
     parser.add_argument("--out", type=Path, default=BENCH / "out", help="where data and the bench project go")
     parser.add_argument("--rebuild", action="store_true", help="generate the data and build the project again")
-    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb",
-                        help="postgres: the one-view case on a throwaway PostgreSQL beside hand-written SQL (train_set_postgres.py)")
+    parser.add_argument("--engine", choices=["duckdb", "postgres", "spark"], default="duckdb",
+                        help="postgres: the one-view case on a throwaway PostgreSQL beside hand-written SQL (train_set_postgres.py); "
+                             "spark: the three-view case on a local Spark beside hand-written Spark SQL (train_set_spark.py)")
+    parser.add_argument("--label-sizes", type=lambda text: [int(n) for n in text.split(",")], default=[],
+                        help="spark: also run featurekit once per label count given (e.g. 100000,2000000), for its memory")
     args = parser.parse_args()
     if args.engine == "postgres":
         from train_set_postgres import main as postgres_main
 
         return postgres_main(args, prepare, disagreements, SCALES)
+    if args.engine == "spark":
+        from train_set_spark import main as spark_main
+
+        return spark_main(args, prepare, project_files, disagreements, SCALES, VIEWS, _digest)
     scale = SCALES[args.scale]
     runs = args.runs or scale["runs"]
     method_runs = {"featurekit": runs, "raw DuckDB": runs, "raw DuckDB 2GB": runs, "pandas": args.pandas_runs or runs}

@@ -2,7 +2,7 @@
 point-in-time join written by hand as raw DuckDB SQL, and as pandas.merge_asof.
 
 Each runs in its own process, like the CLI, and takes the case file train_set.py writes:
-    python bench/train_set_baselines.py duckdb|duckdb-2gb|pandas|postgres CASE.json OUTPUT.parquet
+    python bench/train_set_baselines.py duckdb|duckdb-2gb|pandas|postgres|spark|spark-asof CASE.json OUTPUT.parquet
 
 Both write what featurekit writes: the label columns in label order, then per view its
 features and <view>__feature_ts, for the latest row strictly before the label time.
@@ -66,6 +66,53 @@ def postgres(case: dict, output: str) -> None:
         os.unlink(csv)
 
 
+def spark(case: dict, output: str, asof: bool = False) -> None:
+    """A hand-written Spark join (bench/train_set_spark.py), written by Spark's Parquet writer
+    and made one file in label order by DuckDB. Per view, as Feast's Spark offline store
+    does: every earlier row of the label's key, numbered by feature_ts descending, the first
+    kept; or (asof) Spark's LEFT ASOF JOIN, strictly before."""
+    import os
+    import shutil
+    import tempfile
+
+    os.environ["TZ"] = "UTC"  # PySpark reads naive timestamps in the process's zone
+    import duckdb
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.enableHiveSupport()
+    for name, value in case["spark_conf"].items():
+        builder = builder.config(name, value)
+    session = builder.getOrCreate()
+    session.conf.set("spark.sql.join.asofJoin.enabled", str(asof).lower())
+    key, ts = case["key"], case["timestamp_column"]
+    session.read.parquet(case["labels"]).selectExpr(
+        "monotonically_increasing_id() as __row", f"{key}", f"cast({ts} as timestamp) as {ts}",
+        *[c for c in case["label_columns"] if c not in (key, ts)]).createOrReplaceTempView("labels")
+    columns, joins = [f"l.{c}" for c in case["label_columns"]], []
+    for i, view in enumerate(case["views"]):
+        columns += [f"v{i}.{f}" for f in view["features"]] + [f"v{i}.{view['timestamp']} AS {view['ref']}__feature_ts"]
+        if asof:
+            joins.append(f"LEFT ASOF JOIN {view['table']} AS v{i} MATCH_CONDITION (l.{ts} > v{i}.{view['timestamp']}) "
+                         f"ON l.{key} = v{i}.{key}")
+            continue
+        picked = ", ".join([*view["features"], view["timestamp"]])
+        joins.append(
+            f"LEFT JOIN (SELECT * FROM (SELECT l.__row, {', '.join('v.' + c for c in picked.split(', '))}, "
+            f"row_number() OVER (PARTITION BY l.__row ORDER BY v.{view['timestamp']} DESC) AS rn "
+            f"FROM labels AS l JOIN {view['table']} AS v ON l.{key} = v.{key} AND v.{view['timestamp']} < l.{ts}) "
+            f"WHERE rn = 1) AS v{i} ON v{i}.__row = l.__row")
+    directory = tempfile.mkdtemp(prefix="bench-spark-")
+    try:
+        session.sql(f"SELECT l.__row, {', '.join(columns)} FROM labels AS l {' '.join(joins)}").write.mode("overwrite").parquet(
+            directory + "/out")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"COPY (SELECT * EXCLUDE (__row) FROM read_parquet('{directory}/out/*.parquet') ORDER BY __row) "
+                    f"TO '{output}' (FORMAT parquet)")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def pandas_merge_asof(case: dict, output: str) -> None:
     import numpy as np
     import pandas as pd
@@ -93,6 +140,8 @@ if __name__ == "__main__":
         "duckdb-2gb": lambda case, output: raw_duckdb(case, output, memory_limit="2GB"),  # featurekit's default
         "pandas": pandas_merge_asof,
         "postgres": postgres,
+        "spark": spark,
+        "spark-asof": lambda case, output: spark(case, output, asof=True),
     }[method]
     with open(case_path) as f:
         run(json.load(f), output)
