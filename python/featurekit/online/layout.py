@@ -292,30 +292,29 @@ class Entity:
         at = int(np.searchsorted(self.sorted, value))
         return at if at < self.size and self.sorted.item(at) == value else -1
 
-    def many(self, keys: list[tuple]) -> np.ndarray:
+    def many(self, columns: list[list]) -> np.ndarray:
+        """The numbers of a batch of keys given as columns (one list per key column)."""
         if self.kind == "hashed":
-            return np.fromiter((self._hashed(key) for key in keys), np.int64, len(keys))
-        values = [key[0] for key in keys]
-        if not all(type(v) is int for v in values):
-            values = [as_int64(v) for v in values]
-            known = np.array([v is not None for v in values])
-            values = [0 if v is None else v for v in values]
-        else:
-            known = None
-        try:
-            wanted = np.array(values, dtype=np.int64)
-        except OverflowError:
-            return np.array([self.one(key) for key in keys], dtype=np.int64)
+            return np.fromiter((self._hashed(key) for key in zip(*columns)), np.int64, len(columns[0]))
+        values = columns[0]
+        if set(map(type, values)) == {int}:  # the usual batch (np.array would infer the type: 3x slower)
+            try:
+                return self._integers(np.fromiter(values, np.int64, len(values)))
+            except OverflowError:
+                pass
+        exact = [as_int64(v) for v in values]  # floats, bools, big or absent integers, text: as Python compares them
+        found = self._integers(np.array([0 if v is None else v for v in exact], dtype=np.int64))
+        return np.where(np.array([v is not None for v in exact], dtype=bool), found, -1)
+
+    def _integers(self, wanted: np.ndarray) -> np.ndarray:
         if self.kind == "dense":
             at = wanted - self.low  # compared before subtracting, which could overflow
             inside = (wanted >= self.low) & (wanted < self.low + len(self.dense))
-            found = np.where(inside, self.dense[np.where(inside, at, 0)], -1)
-        elif self.size:
-            at = np.minimum(np.searchsorted(self.sorted, wanted), self.size - 1)
-            found = np.where(self.sorted[at] == wanted, at, -1)
-        else:
-            found = np.full(len(keys), -1, dtype=np.int64)
-        return found if known is None else np.where(known, found, -1)
+            return np.where(inside, self.dense[np.where(inside, at, 0)], -1)
+        if not self.size:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, wanted), self.size - 1)
+        return np.where(self.sorted[at] == wanted, at, -1)
 
     def _hashed(self, key: tuple) -> int:
         wanted = fingerprint(key)

@@ -39,12 +39,12 @@ class Plan:
         return out + ages
 
     def vectors(self, keys: list[tuple], request_us: int) -> list[list]:
-        columns = [[key[i] for key in keys] for i in range(len(self.keys.names))]
+        columns = [list(column) for column in zip(*keys)]
         ages, numbers = [], {}
         for view in self.views:
             entity = view.rows.entity
             if id(entity) not in numbers:  # views sharing key columns look each key up once
-                found = entity.many([view.key_of(key) for key in keys])
+                found = entity.many([columns[i] for i in view.key_at])
                 numbers[id(entity)] = (np.maximum(found, 0), found >= 0)
             ages.append(view.many(*numbers[id(entity)], request_us, columns))
         return list(map(list, zip(*columns, *ages)))
@@ -55,7 +55,7 @@ class _ViewPlan:
 
     def __init__(self, view: dict, rows: ViewRows, set_keys: list[str], schema: pa.Schema):
         self.ref, self.rows = view["ref"], rows
-        at = [set_keys.index(k) for k in rows.entity.keys]
+        at = self.key_at = [set_keys.index(k) for k in rows.entity.keys]
         self.key_of = (lambda key, i=at[0]: (key[i],)) if len(at) == 1 else (lambda key: tuple([key[i] for i in at]))
         self.features = []  # (column, unit in microseconds or None, fill, cast)
         for feature in view["features"]:
@@ -98,25 +98,26 @@ class _ViewPlan:
             out += [[fill] * size for fill in self.missing]
             return [None] * size
         first = rows.start[number]
-        count = np.where(known, rows.start[number + 1] - first, 0)
         if rows.max_rows <= 1:  # one row per key: visible or not
             position = np.minimum(first, len(rows.at) - 1)
-            seen = (count > 0) & rules.visible(rows.at[position], request_us)
+            seen = known & (rows.start[number + 1] > first) & rules.visible(rows.at[position], request_us)
         else:
+            count = np.where(known, rows.start[number + 1] - first, 0)
             position = rules.latest_visible_many(rows.at, first, count, request_us)
             seen = position >= 0
             position = np.maximum(position, 0)
         if rows.expires is not None:
             seen &= rules.alive(rows.expires[position], request_us)
-        hidden = ~seen
+        hidden = np.flatnonzero(~seen).tolist()
         for column, unit, fill, cast in self.features:
             values, nulls = column.many(position)
             if unit is not None:
                 values = rules.elapsed(values, request_us, unit)
                 values = values.astype(np.float64) if cast is float else values
-            out.append(rules.fill_where(values, hidden if nulls is None else hidden | nulls, fill))
-        out.append(rules.fill_where(rows.feature_ts[position], hidden, None))
-        return rules.fill_where(rules.age_seconds(rows.feature_us[position], request_us), hidden, None)
+            values = rules.fill_at(values.tolist(), hidden, fill)
+            out.append(values if nulls is None else rules.fill_at(values, np.flatnonzero(nulls).tolist(), fill))
+        out.append(rules.fill_at(rows.feature_ts[position].tolist(), hidden, None))
+        return rules.fill_at(rules.age_seconds(rows.feature_us[position], request_us).tolist(), hidden, None)
 
 
 def _fill(feature: dict, out_type: pa.DataType):
