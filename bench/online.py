@@ -38,6 +38,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+import http_load
 from _common import format_table, run_measured, summarize, use_featurekit
 
 BENCH = Path(__file__).resolve().parent
@@ -54,68 +55,6 @@ DAY_TABLES = {  # table: (time columns shifted by a day, id column or None)
 TARGETS = {"single key p99 ms": 0.03, "100 keys p99 ms": 0.5, "HTTP p99 ms": 5.0, "refresh + publish s": 10.0, "logging p99 ratio": 1.10}
 CALLS = 10_000
 
-# The HTTP client runs in its own process so that it does not share the server's GIL, and
-# does as little as it can: requests encoded beforehand (random keys), raw sockets, the
-# response read by its Content-Length and not parsed. "open": each request has its own send
-# time (rate per second over all connections); "closed": each connection sends its next
-# request as soon as the answer is in (throughput).
-_CLIENT = r"""
-import json, random, socket, sys, threading, time
-host, port, mode, rate, seconds, connections, keys, max_key, token, kind = sys.argv[1:11]
-port, rate, seconds, connections, keys, max_key = int(port), float(rate), float(seconds), int(connections), int(keys), int(max_key)
-rng = random.Random(7)
-def request():
-    ids = [rng.randint(1, max_key) for _ in range(keys)]
-    if kind == "feast":  # Feast's feature server: POST /get-online-features
-        path, body = "/get-online-features", {"features": FEAST_FEATURES, "entities": {"customer_id": ids}}
-    else:
-        path, body = "/v1/features/churn_model", {"keys": [{"customer_id": i} for i in ids]}
-        if keys > 1:
-            body["format"] = "rows"
-    data = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-    return (head + (f"Authorization: Bearer {token}\r\n" if token != "-" else "") + "\r\n").encode() + data
-requests = [request() for _ in range(2000)]
-latencies, errors, late = [], [], []
-start = time.perf_counter() + 0.3
-def answer(sock, buffer):
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(head[9:12]), rest[length:]
-def worker(i):
-    sock = socket.create_connection((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    n, buffer = 0, b""
-    while True:
-        due = start + (n * connections + i) / rate if mode == "open" else time.perf_counter()
-        if (due if mode == "open" else time.perf_counter()) > start + seconds:
-            return
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        sent = time.perf_counter()
-        try:
-            sock.sendall(requests[(n * connections + i) % len(requests)])
-            status, buffer = answer(sock, buffer)
-            if status != 200:
-                errors.append(status)
-        except Exception as e:
-            errors.append(repr(e)); sock = socket.create_connection((host, port)); buffer = b""
-        if sent >= start:
-            latencies.append(time.perf_counter() - sent)
-            late.append(mode == "open" and sent - due > 0.001)
-        n += 1
-workers = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-[w.start() for w in workers]; [w.join() for w in workers]
-print(json.dumps({"latencies": latencies, "errors": len(errors), "late": sum(late), "elapsed": seconds}))
-"""
 
 
 def main() -> None:
@@ -343,18 +282,17 @@ def over_http(project: Path, keys: int, rate: float, seconds_: float) -> list[li
     for workers in (1, 2):
         with serving(project, workers) as (port, server):
             label = f"{workers} worker{'s' if workers > 1 else ''}"
-            client(port, "open", 200, 2, 1, 1, keys)  # warm-up: the pages a lookup touches
+            http_load.run(port, "open", 200, 2, 1, http_load.bodies(1, keys, "featurekit", []))  # warm-up: the pages a lookup touches
             runs = [("open", rate, 8, 1, f"1 key at {rate:,.0f} req/s"), ("closed", 0, 16, 1, "1 key, 16 connections"),
                     ("open", 500, 8, 100, "100 keys at 500 req/s"), ("closed", 0, 16, 100, "100 keys, 16 connections")]
             if workers > 1:
                 runs.append(("open", 1000, 16, 100, "100 keys at 1,000 req/s"))
             for mode, per_second, connections, size, what in runs:
-                result = client(port, mode, per_second or 1, seconds_, connections, size, keys)
-                lat = result["latencies"]
-                done = len(lat) / result["elapsed"]
-                THROUGHPUT[(workers, what)] = done
-                rows.append(report([f"HTTP {label}, {what}: p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
-                                    f"{done:,.0f} req/s, {result['errors']} errors, {result['late']} sent >1 ms late", ""]))
+                result = http_load.run(port, mode, per_second or 1, seconds_, connections, http_load.bodies(size, keys, "featurekit", []))
+                THROUGHPUT[(workers, what)] = result["rps"]
+                rows.append(report([f"HTTP {label}, {what}: p50 / p99", f"{result['p50_ms']:.3f} / {result['p99_ms']:.3f} ms",
+                                    f"{result['rps']:,.0f} req/s, {result['errors']} errors, {result['late']} sent >1 ms late",
+                                    f"client: {result['client']}"]))
             memory = [worker_memory(pid) for pid in worker_pids(server)]
             rows.append(report([f"HTTP {label}: memory per worker", "; ".join(f"RSS {r:,} MiB (private {p:,})" for r, p in memory), "", ""]))
     ratio = THROUGHPUT[(2, "100 keys, 16 connections")] / THROUGHPUT[(1, "100 keys, 16 connections")]
@@ -377,13 +315,6 @@ class serving:
     def __exit__(self, *exc):
         self.server.send_signal(signal.SIGTERM)
         self.server.wait(timeout=30)
-
-
-def client(port: int, mode: str, rate: float, seconds_: float, connections: int, size: int, keys: int, kind: str = "featurekit") -> dict:
-    code = f"FEAST_FEATURES = {FEAST_FEATURES!r}\n" + _CLIENT
-    out = subprocess.run([sys.executable, "-c", code, "127.0.0.1", str(port), mode, str(rate), str(seconds_),
-                          str(connections), str(size), str(keys), "-", kind], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
 
 
 # Feast (0.67) beside it, if it installs (in its own venv: its dependencies are not dbt's):
@@ -434,14 +365,13 @@ def feast_baseline(snapshot_db: Path, keys: int, rate: float, seconds_: float) -
                 assert time.monotonic() < deadline and server.poll() is None, "feast serve did not start"
                 time.sleep(0.5)
             label = f"Feast serve {workers} worker{'s' if workers > 1 else ''}"
-            client(6577, "open", 200, 2, 1, 1, keys, "feast")  # warm-up
+            http_load.run(6577, "open", 200, 2, 1, http_load.bodies(1, keys, "feast", FEAST_FEATURES))  # warm-up
             for mode, per_second, connections, size, what in (("open", rate, 8, 1, f"1 key at {rate:,.0f} req/s"),
                                                                ("closed", 0, 16, 1, "1 key, 16 connections"),
                                                                ("closed", 0, 16, 100, "100 keys, 16 connections")):
-                result = client(6577, mode, per_second or 1, seconds_, connections, size, keys, "feast")
-                lat = result["latencies"]
-                rows.append(report([f"{label}, {what}: p50 / p99", f"{ms(lat, 50)} / {ms(lat, 99)} ms",
-                                    f"{len(lat) / result['elapsed']:,.0f} req/s, {result['errors']} errors", "1 view, 2 features"]))
+                result = http_load.run(6577, mode, per_second or 1, seconds_, connections, http_load.bodies(size, keys, "feast", FEAST_FEATURES))
+                rows.append(report([f"{label}, {what}: p50 / p99", f"{result['p50_ms']:.3f} / {result['p99_ms']:.3f} ms",
+                                    f"{result['rps']:,.0f} req/s, {result['errors']} errors", f"1 view, 2 features; client: {result['client']}"]))
             memory = [worker_memory(pid) for pid in worker_pids(server)]
             rows.append(report([f"{label}: memory per worker", "; ".join(f"RSS {r:,} MiB (private {p:,})" for r, p in memory), "", ""]))
         finally:
