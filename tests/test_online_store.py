@@ -264,7 +264,8 @@ def test_bad_serving_files_fail_in_one_line_naming_the_snapshot_and_the_previous
 def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
     """layout._numbered marks keys over their range when they are close together; it must
     give what sorting every view's distinct keys together gives (the distinct keys, each
-    row's number, the dense map or none), however the views' keys spread or overlap."""
+    row's number, the dense map or none), however the views' keys spread, overlap or are
+    ordered (publish reads them in no particular order)."""
     import numpy as np
     from featurekit.online.layout import DENSE, _numbered
 
@@ -273,7 +274,7 @@ def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
         views = {}
         for v in range(int(rng.integers(0, 4))):
             span, base = int(rng.choice([5, 40, 1000, 2**61])), int(rng.choice([0, -70, 2**62, -(2**62)]))
-            views[f"v{v}"] = np.sort(rng.integers(-span // 2, span // 2, int(rng.integers(0, 25))) + base).astype(np.int64)
+            views[f"v{v}"] = (rng.integers(-span // 2, span // 2, int(rng.integers(0, 25))) + base).astype(np.int64)
         distinct = np.unique(np.concatenate([*views.values(), np.zeros(0, np.int64)]))
         got, numbers, dense = _numbered(views)
         assert got.tolist() == distinct.tolist()
@@ -284,3 +285,26 @@ def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
             expected = np.full(int(distinct[-1]) - int(distinct[0]) + 1, -1)
             expected[distinct - distinct[0]] = np.arange(len(distinct))
             assert dense.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_view_rows_are_put_in_key_number_then_time_order(seed):
+    """layout._by_number_and_time orders a view's rows read in any order: by key number, then
+    __fk_at, as the lookups' binary search needs; by counting when every key has one row."""
+    import numpy as np
+    import pyarrow as pa
+    from featurekit.online.layout import _by_number_and_time
+
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        size, rows = int(rng.integers(1, 30)), int(rng.integers(0, 40))
+        one_each = rng.random() < 0.5
+        numbers = rng.permutation(size)[:rows] if one_each else rng.integers(0, size, rows)
+        if rng.random() < 0.2:
+            numbers = np.sort(numbers)
+        at = rng.integers(-5, 5, len(numbers)) * 10**6
+        counts = np.bincount(numbers, minlength=size)
+        order = _by_number_and_time(numbers, counts, pa.array(at))
+        order = np.arange(len(numbers)) if order is None else order
+        assert sorted(order.tolist()) == list(range(len(numbers)))
+        assert list(zip(numbers[order].tolist(), at[order].tolist())) == sorted(zip(numbers.tolist(), at.tolist()))

@@ -102,12 +102,10 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
         entity["size"] = size
         starts = {}
         for ref, table in tables.items():
-            numbers = positions[ref]
-            if np.any(numbers[1:] < numbers[:-1]):  # hashed keys: numbered in another order
-                order = np.argsort(numbers, kind="stable")  # rows stay in __fk_at order within a key
-                table, numbers = table.take(order), numbers[order]
-            starts[ref] = np.concatenate([[0], np.cumsum(np.bincount(numbers, minlength=size))]).astype(
-                np.int32 if table.num_rows < 2**31 else np.int64)
+            counts = np.bincount(positions[ref], minlength=size)
+            order = _by_number_and_time(positions[ref], counts, table.column("__fk_at"))
+            table = table if order is None else table.take(order)
+            starts[ref] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32 if table.num_rows < 2**31 else np.int64)
             _save(directory / f"{ref}.rows.arrow", table.drop_columns(list(keys)))
             record["views"][ref] = {"entity": number, "rows": table.num_rows, "max_rows": int(np.diff(starts[ref]).max(initial=0))}
         _save(directory / f"{name}.start.arrow", pa.table(starts))
@@ -118,15 +116,28 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
     return record
 
 
+def _by_number_and_time(numbers: np.ndarray, counts: np.ndarray, at: pa.Array) -> np.ndarray | None:
+    """The order that puts a view's rows by key number, then __fk_at (None: they are). Most
+    views hold one row per key: placed by counting, linear (asking the warehouse for the rows
+    sorted took 1.4 of a 1M-key publish's 4.3 CPU s); the others are sorted."""
+    if counts.max(initial=0) <= 1:
+        if np.all(numbers[1:] > numbers[:-1]):
+            return None
+        order = np.empty(len(numbers), dtype=np.int64)
+        order[np.cumsum(counts)[numbers] - 1] = np.arange(len(numbers))
+        return order
+    return np.lexsort((at.to_numpy(), numbers))
+
+
 def _rows(con, schema: str, ref: str, view: dict, wanted: dict, ttl: int | None, macros) -> pa.Table:
-    """The view's snapshot rows for the layout, sorted by key and __fk_at; the ttl's expiry
-    is computed here by the macro (featurekit.add_seconds)."""
+    """The view's snapshot rows for the layout, in any order; the ttl's expiry is computed
+    here by the macro (featurekit.add_seconds)."""
     keys = ", ".join(_ident(k) for k in view["keys"])
     expires = macros.call("add_seconds", "__fk_feature_ts", ttl) if ttl else "NULL::TIMESTAMP"
     sources = sorted({source for _, source in wanted})
     select = ", ".join([keys, "__fk_at", f"{expires} AS __fk_expires_at", "__fk_feature_ts", *(_ident(s) for s in sources)])
     held = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in view["keys"])  # a null key matches no request
-    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held} ORDER BY {keys}, __fk_at").to_arrow_table()
+    table = con.sql(f"SELECT {select} FROM {schema}.{_ident(view['table'])} WHERE {held}").to_arrow_table()
     columns = {k: table.column(k) for k in view["keys"]}
     columns["__fk_at"] = _micros(table.column("__fk_at"))
     if ttl:
@@ -154,14 +165,15 @@ def _compact(column):
 
 
 def _numbered(values: dict[str, np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    """Integer keys (each view's sorted): the distinct keys in order, each row's number, and
-    the dense map (per key - low, its number or -1) when they fill at least 1/DENSE of their
-    range. Keys within DENSE x the rows' count of each other are numbered by marking them
-    in a table over their range (linear; sorting 9M keys took 0.8 s of a publish)."""
+    """Integer keys (each view's, in any order): the distinct keys in order, each row's
+    number, and the dense map (per key - low, its number or -1) when they fill at least
+    1/DENSE of their range. Keys within DENSE x the rows' count of each other are numbered
+    by marking them in a table over their range (linear; sorting 9M keys took 0.8 s of a
+    publish)."""
     held = [v for v in values.values() if len(v)]
-    low, high = min((int(v[0]) for v in held), default=0), max((int(v[-1]) for v in held), default=-1)
+    low, high = min((int(v.min()) for v in held), default=0), max((int(v.max()) for v in held), default=-1)
     if not held or high - low >= DENSE * sum(map(len, held)):  # sparse: merge the views' distinct keys
-        distinct = _distinct(np.sort(np.concatenate([_distinct(v) for v in held] or [np.zeros(0, np.int64)])))
+        distinct = _distinct(np.sort(np.concatenate(held or [np.zeros(0, np.int64)])))
         return distinct, {ref: np.searchsorted(distinct, v) for ref, v in values.items()}, None
     seen = np.zeros(high - low + 1, dtype=bool)
     for v in held:
