@@ -21,12 +21,14 @@ import test_point_in_time_oracle as oracle
 from conftest import copy_project, featurekit_cli
 from featurekit.cli import main
 from featurekit.macros import MacroRenderer
+from featurekit.training import with_join_plans
 from test_dbt_project import FEATURE_VIEWS, NEW_ROWS, rewrite_seed, table as duckdb_table
 from test_postgres import snapshot_tables
 
 pytestmark = pytest.mark.slow
 
 TRAINING_MODELS = ["churn_model_training", "churn_model_v2_training"]
+ASOF = "spark.sql.join.asofJoin.enabled"
 VIEWS_ONLY = ["--select", "+path:models/features", "--resource-type", "seed", "--resource-type", "model"]
 
 
@@ -171,18 +173,30 @@ def spark_case_matches_oracle(spark, renderer, case) -> list[str]:
         # written as naive times, read as Spark's TIMESTAMP at the session's zone, UTC
         frame.selectExpr(*[f"cast({c} as timestamp) as {c}" if kind == "TIMESTAMP" else c for c, kind in columns.items()]) \
             .createOrReplaceTempView(name)
-    result = spark.sql(oracle.case_join(renderer, case))
+    # the plan as train-set and a training model choose it: the session's setting, asked once
+    case = dataclasses.replace(case, specs=with_join_plans(lambda sql: spark.sql(sql).collect(), renderer, case.specs))
+    sql = oracle.case_join(renderer, case)
+    asof = spark.conf.get(ASOF) == "true"
+    assert [v["asof_join"] for v in case.specs] == [asof] * len(case.specs) and ("asof join" in sql) == asof
+    result = spark.sql(sql)
     return oracle.check_case(case, result.columns, [tuple(row) for row in result.collect()])
 
 
-def test_spark_join_matches_oracle(spark, built_project):
+@pytest.mark.parametrize("asof", [False, True], ids=["sorted", "asof"])
+def test_spark_join_matches_oracle(spark, built_project, asof):
+    """Both Spark plans: the sorted pass, and Spark's ASOF join where the session allows it."""
     manifest = json.loads((built_project / "target" / "manifest.json").read_text())
     renderer = MacroRenderer(manifest, "spark")
+    before = spark.conf.get(ASOF)
+    spark.conf.set(ASOF, str(asof).lower())
     failures = {}
-    for seed in range(40):
-        problems = spark_case_matches_oracle(spark, renderer, oracle.draw_case(oracle.SeededDraw(seed)))
-        if problems:
-            failures[seed] = problems[:5]
+    try:
+        for seed in range(40):
+            problems = spark_case_matches_oracle(spark, renderer, oracle.draw_case(oracle.SeededDraw(seed)))
+            if problems:
+                failures[seed] = problems[:5]
+    finally:
+        spark.conf.set(ASOF, before)
     assert failures == {}
 
 
