@@ -84,10 +84,29 @@ def spark(case: dict, output: str, asof: bool = False) -> None:
         builder = builder.config(name, value)
     session = builder.getOrCreate()
     session.conf.set("spark.sql.join.asofJoin.enabled", str(asof).lower())
+    spark_labels(session, case)
+    directory = tempfile.mkdtemp(prefix="bench-spark-")
+    try:
+        session.sql(spark_sql(case, asof)).write.mode("overwrite").parquet(directory + "/out")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"COPY (SELECT * EXCLUDE (__row) FROM read_parquet('{directory}/out/*.parquet') ORDER BY __row) "
+                    f"TO '{output}' (FORMAT parquet)")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def spark_labels(session, case: dict) -> None:
+    """The labels as temp view `labels`, numbered (__row) in file order."""
     key, ts = case["key"], case["timestamp_column"]
     session.read.parquet(case["labels"]).selectExpr(
         "monotonically_increasing_id() as __row", f"{key}", f"cast({ts} as timestamp) as {ts}",
         *[c for c in case["label_columns"] if c not in (key, ts)]).createOrReplaceTempView("labels")
+
+
+def spark_sql(case: dict, asof: bool) -> str:
+    """The hand-written Spark join of `labels` (spark_labels): row_number per label, or ASOF."""
+    key, ts = case["key"], case["timestamp_column"]
     columns, joins = [f"l.{c}" for c in case["label_columns"]], []
     for i, view in enumerate(case["views"]):
         columns += [f"v{i}.{f}" for f in view["features"]] + [f"v{i}.{view['timestamp']} AS {view['ref']}__feature_ts"]
@@ -101,16 +120,7 @@ def spark(case: dict, output: str, asof: bool = False) -> None:
             f"row_number() OVER (PARTITION BY l.__row ORDER BY v.{view['timestamp']} DESC) AS rn "
             f"FROM labels AS l JOIN {view['table']} AS v ON l.{key} = v.{key} AND v.{view['timestamp']} < l.{ts}) "
             f"WHERE rn = 1) AS v{i} ON v{i}.__row = l.__row")
-    directory = tempfile.mkdtemp(prefix="bench-spark-")
-    try:
-        session.sql(f"SELECT l.__row, {', '.join(columns)} FROM labels AS l {' '.join(joins)}").write.mode("overwrite").parquet(
-            directory + "/out")
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"COPY (SELECT * EXCLUDE (__row) FROM read_parquet('{directory}/out/*.parquet') ORDER BY __row) "
-                    f"TO '{output}' (FORMAT parquet)")
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    return f"SELECT l.__row, {', '.join(columns)} FROM labels AS l {' '.join(joins)}"
 
 
 def pandas_merge_asof(case: dict, output: str) -> None:

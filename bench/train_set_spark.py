@@ -8,7 +8,10 @@ the metastore in an embedded Derby database beside the data) by a small dbt proj
 each in a fresh process, process and JVM start included, every run writing the same Parquet:
   featurekit (Spark)   `python -m featurekit train-set` on the Spark target (labels checked
                        locally, keys and times up as a Parquet file, spark__view_join, rows out
-                       through Spark's Parquet writer, the label columns joined back by DuckDB)
+                       through Spark's Parquet writer, the label columns joined back by DuckDB);
+                       its session turns Spark's ASOF join on, so spark__view_join takes it
+  featurekit (Spark, sorted pass)  the same under a profile that turns ASOF off
+                       (server_side_parameters): spark__view_join's sorted pass
   Spark row_number     the join as Feast's Spark offline store writes it: per view, labels
                        joined to the view's rows on key and feature_ts < label_ts, row_number()
                        over each label's matches by feature_ts descending, rn = 1 kept, then
@@ -55,15 +58,20 @@ def spark_conf(spark_dir: Path) -> dict[str, str]:
     }
 
 
+def profile(spark_dir: Path, **settings: str) -> str:
+    """The bench project's dbt-spark profile, with extra Spark settings."""
+    target = {"type": "spark", "method": "session", "host": "local", "schema": SCHEMA, "threads": 1,
+              "server_side_parameters": {**spark_conf(spark_dir), **settings}}
+    return "bench:\n  target: spark\n  outputs:\n    spark: " + json.dumps(target) + "\n"
+
+
 def project_files(duckdb_files: dict[str, str], data_dir: Path, spark_dir: Path, views: dict) -> dict[str, str]:
     """The Spark bench project: train_set.py's feature YAML and feature sets, its views in
     Spark SQL (the latest load of each restated row) and a dbt-spark profile."""
-    profile = {"type": "spark", "method": "session", "host": "local", "schema": SCHEMA, "threads": 1,
-               "server_side_parameters": spark_conf(spark_dir)}
     files = {name: text for name, text in duckdb_files.items() if name.endswith(".yml") and name.startswith("models/")}
     files["dbt_project.yml"] = ("name: bench\nversion: '1.0'\nconfig-version: 2\nprofile: bench\n"
                                 "models:\n  bench:\n    +materialized: table\n    +file_format: parquet\n")
-    files["profiles.yml"] = "bench:\n  target: spark\n  outputs:\n    spark: " + json.dumps(profile) + "\n"
+    files["profiles.yml"] = profile(spark_dir)
     for name, features in views.items():
         files[f"models/{name}_v1.sql"] = (
             f"select customer_id, cast(feature_ts as timestamp) as feature_ts, {', '.join(features)}, loaded_at\n"
@@ -119,15 +127,20 @@ def main(args, prepare, project_files_of, disagreements, scales, views, digest) 
     results = out / "results_spark"
     baselines = str(BENCH / "train_set_baselines.py")
 
-    def train_set(target: Path, output: Path, label_file: Path = labels) -> list[str]:
+    def train_set(target: Path, output: Path, label_file: Path = labels, *options: str) -> list[str]:
         return [sys.executable, "-m", "featurekit", "train-set", str(label_file), "--feature-set", FEATURE_SET,
-                "-o", str(output), "-q", "--project-dir", str(target)]
+                "-o", str(output), "-q", "--project-dir", str(target), *options]
 
+    sorted_profile = out / "profile_sorted"
+    sorted_profile.mkdir(exist_ok=True)
+    (sorted_profile / "profiles.yml").write_text(profile(out / "spark", **{"spark.sql.join.asofJoin.enabled": "false"}))
     case = case_file(out, project, views, labels, "three_views")
     outputs = {name: results / f"{name.split(' (')[0].replace(' ', '_')}_{i}.parquet" for i, name in enumerate(
-        ["featurekit (Spark)", "Spark row_number", "Spark ASOF", "featurekit (DuckDB)"])}
+        ["featurekit (Spark)", "featurekit (Spark, sorted pass)", "Spark row_number", "Spark ASOF", "featurekit (DuckDB)"])}
     methods = {
         "featurekit (Spark)": train_set(project, outputs["featurekit (Spark)"]),
+        "featurekit (Spark, sorted pass)": train_set(project, outputs["featurekit (Spark, sorted pass)"], labels,
+                                                     "--profiles-dir", str(sorted_profile)),
         "Spark row_number": [sys.executable, baselines, "spark", str(case), str(outputs["Spark row_number"])],
         "Spark ASOF": [sys.executable, baselines, "spark-asof", str(case), str(outputs["Spark ASOF"])],
         "featurekit (DuckDB)": train_set(duck_project, outputs["featurekit (DuckDB)"]),

@@ -25,7 +25,7 @@ import parity_paths as paths
 from conftest import copy_project, featurekit_cli
 from featurekit.macros import MacroRenderer
 from featurekit.online.store import OnlineStore
-from featurekit.training import with_join_indexes
+from featurekit.training import with_join_plans
 from postgres_server import PASSWORD_USER
 from test_point_in_time_oracle import (
     TABLES, Case, HypothesisDraw, SeededDraw, draw_case, example_labels, mismatches, oracle, output_columns,
@@ -94,7 +94,7 @@ def test_feature_views_get_the_join_index(pg_project, postgres_server):
     project = Project(pg_project)
     views = list(project.macros.call("feature_views").values())
     with closing(connect(postgres_server, "shop")) as connection:
-        marked = with_join_indexes(fetchall(connection), project.macros, views)
+        marked = with_join_plans(fetchall(connection), project.macros, views)
     assert len(marked) == 9 and all(view["join_index"] for view in marked), [v["ref"] for v in marked if not v["join_index"]]
 
 
@@ -109,9 +109,9 @@ def test_an_incremental_run_restores_the_join_index(pg_project, postgres_server,
         cursor.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'shop.last_purchase_v1'::regclass")
         for (name,) in cursor.fetchall():
             cursor.execute(f"DROP INDEX {name}")
-        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is False
+        assert with_join_plans(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is False
         featurekit_cli("dbt", "run", "--select", "last_purchase", "--project-dir", str(project))
-        assert with_join_indexes(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is True
+        assert with_join_plans(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is True
 
 
 def read_parquet(path: Path) -> tuple[list[str], list[str], list[tuple]]:
@@ -399,7 +399,7 @@ def run_case_pg(connection, renderer, case: Case, plan: str) -> list[str]:
         with connection.cursor() as cursor:
             for spec in case.specs:
                 cursor.execute(f"CREATE INDEX ON {spec['relation']} ({', '.join([*spec['keys'], spec['timestamp']])})")
-    views = with_join_indexes(fetchall(connection), renderer, case.specs)
+    views = with_join_plans(fetchall(connection), renderer, case.specs)
     assert [v["join_index"] for v in views] == [plan == "indexed"] * len(views)
     sql = renderer.call("point_in_time_join", "labels", views, timestamp_column="label_ts",
                         label_columns=case.label_columns, row_column=case.row_column)

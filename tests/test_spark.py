@@ -12,30 +12,37 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from dbt.cli.main import dbtRunner
 
+import parity_paths as paths
 import test_point_in_time_oracle as oracle
 from conftest import copy_project, featurekit_cli
 from featurekit.cli import main
 from featurekit.macros import MacroRenderer
+from featurekit.training import with_join_plans
 from test_dbt_project import FEATURE_VIEWS, NEW_ROWS, rewrite_seed, table as duckdb_table
+from test_parity import SKEWED
 from test_postgres import snapshot_tables
 
 pytestmark = pytest.mark.slow
 
 TRAINING_MODELS = ["churn_model_training", "churn_model_v2_training"]
+ASOF = "spark.sql.join.asofJoin.enabled"
 VIEWS_ONLY = ["--select", "+path:models/features", "--resource-type", "seed", "--resource-type", "model"]
 
 
-def spark_dbt(project: Path, schema: str, *args: str) -> list:
-    """Runs dbt in this process on the local Spark (schema = a Spark database of its own);
-    returns dbt's results, failing the test on any error."""
+def spark_dbt(project: Path, schema: str, *args: str, settings: dict | None = None) -> list:
+    """Runs dbt in this process on the local Spark (schema = a Spark database of its own, and
+    Spark `settings` as the profile's server_side_parameters); returns dbt's results, failing
+    the test on any error."""
     (project / "profiles.yml").write_text(
         "shop:\n  target: spark\n  outputs:\n    spark:\n"
         f"      type: spark\n      method: session\n      host: local\n      schema: {schema}\n      threads: 2\n"
+        + (f"      server_side_parameters: {json.dumps(settings)}\n" if settings else "")
     )
     outcome = dbtRunner().invoke([*args, "--project-dir", str(project), "--profiles-dir", str(project)])
     failed = [f"{r.node.unique_id}: {r.status} {r.message}" for r in (outcome.result or [])
@@ -62,9 +69,10 @@ def same_values(left: list[tuple], right: list[tuple]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def spark_shop(spark, tmp_path_factory):
-    """The example shop built on Spark with `dbt build` (schema shop_spark)."""
+    """The example shop built on Spark with `dbt build` (schema shop_spark), ASOF turned on
+    by the profile as README tells users: the training models take Spark's ASOF join."""
     project = copy_project(tmp_path_factory.mktemp("spark_shop") / "project")
-    results = spark_dbt(project, "shop_spark", "build")
+    results = spark_dbt(project, "shop_spark", "build", settings={ASOF: "true"})
     return project, results
 
 
@@ -73,6 +81,9 @@ def test_every_node_and_dbt_test_builds_on_spark(spark_shop):
     kinds = [r.node.resource_type for r in results]
     assert len(results) == 69, kinds
     assert (kinds.count("seed"), kinds.count("model"), kinds.count("test")) == (5, 25, 37)
+    for name in TRAINING_MODELS:
+        run = (project / "target" / "run" / "shop" / "models" / "training" / f"{name}.sql").read_text()
+        assert "left asof join" in run and "__fk_carried_" not in run, name
 
 
 @pytest.mark.parametrize("name", FEATURE_VIEWS + TRAINING_MODELS)
@@ -171,18 +182,30 @@ def spark_case_matches_oracle(spark, renderer, case) -> list[str]:
         # written as naive times, read as Spark's TIMESTAMP at the session's zone, UTC
         frame.selectExpr(*[f"cast({c} as timestamp) as {c}" if kind == "TIMESTAMP" else c for c, kind in columns.items()]) \
             .createOrReplaceTempView(name)
-    result = spark.sql(oracle.case_join(renderer, case))
+    # the plan as train-set and a training model choose it: the session's setting, asked once
+    case = dataclasses.replace(case, specs=with_join_plans(lambda sql: spark.sql(sql).collect(), renderer, case.specs))
+    sql = oracle.case_join(renderer, case)
+    asof = spark.conf.get(ASOF) == "true"
+    assert [v["asof_join"] for v in case.specs] == [asof] * len(case.specs) and ("asof join" in sql) == asof
+    result = spark.sql(sql)
     return oracle.check_case(case, result.columns, [tuple(row) for row in result.collect()])
 
 
-def test_spark_join_matches_oracle(spark, built_project):
+@pytest.mark.parametrize("asof", [False, True], ids=["sorted", "asof"])
+def test_spark_join_matches_oracle(spark, built_project, asof):
+    """Both Spark plans: the sorted pass, and Spark's ASOF join where the session allows it."""
     manifest = json.loads((built_project / "target" / "manifest.json").read_text())
     renderer = MacroRenderer(manifest, "spark")
+    before = spark.conf.get(ASOF)
+    spark.conf.set(ASOF, str(asof).lower())
     failures = {}
-    for seed in range(40):
-        problems = spark_case_matches_oracle(spark, renderer, oracle.draw_case(oracle.SeededDraw(seed)))
-        if problems:
-            failures[seed] = problems[:5]
+    try:
+        for seed in range(40):
+            problems = spark_case_matches_oracle(spark, renderer, oracle.draw_case(oracle.SeededDraw(seed)))
+            if problems:
+                failures[seed] = problems[:5]
+    finally:
+        spark.conf.set(ASOF, before)
     assert failures == {}
 
 
@@ -220,3 +243,78 @@ def test_monitoring_and_lock_on_spark(spark_shop):
     assert "customer_orders_v1" in cli("describe", "customer_orders_v1")
     cli("lock")
     assert "9 released version(s) unchanged" in cli("check")
+
+
+def cli_json(project: Path, *args: str, code: int) -> dict:
+    """A featurekit command run in this process (Spark's metastore is this process's), its
+    --json report."""
+    result = CliRunner().invoke(main, [*args, "--json", "--project-dir", str(project)])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
+
+
+def rounded(value):
+    """A report with its floats to 10 significant digits (sums of doubles summed in
+    another order by Spark and DuckDB differ in the last bits)."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return float(f"{value:.10g}") if isinstance(value, float) else value
+
+
+def test_parity_on_spark_replays_as_duckdb(spark_shop, built_project, tmp_path):
+    """`featurekit parity` replays the log through the join in Spark (customer_profile's
+    availability column looked up there too): vectors the Spark shop served match it
+    exactly, and a skewed log gets the report DuckDB gives, column for column."""
+    project, _ = spark_shop
+    lookups = paths.requests(built_project, 300, seed=7)
+    online = ["--online-dir", str(tmp_path / "online")]  # no snapshot: both judge by served_at
+    correct = paths.write_log(paths.correct_vectors(project, lookups), tmp_path / "correct")
+    [replay] = cli_json(project, "parity", str(correct), *online, "-q", code=0)["feature_sets"]
+    assert replay["rows"] == len(lookups) and all(e["excluded"] == 0 for e in replay["exclusions"])
+    assert all(c["compared"] == c["matches"] == len(lookups) for c in replay["columns"]), replay["columns"]
+
+    skewed = paths.write_log(paths.skewed_vectors(built_project, lookups), tmp_path / "skewed")
+    on_spark = cli_json(project, "parity", str(skewed), *online, "-q", code=1)
+    on_duckdb = cli_json(built_project, "parity", str(skewed), *online, "-q", code=1)
+    assert sorted(on_spark["failing"]) == sorted(on_duckdb["failing"]) == sorted(f"{paths.FEATURE_SET}.{c}" for c in SKEWED)
+    [spark_set], [duckdb_set] = on_spark["feature_sets"], on_duckdb["feature_sets"]
+    # order_value_30d: DuckDB's sums served, Spark's replayed, so some differ in the last bits
+    assert [rounded(c) for c in spark_set["columns"] if c["column"] != "order_value_30d"] == \
+        [rounded(c) for c in duckdb_set["columns"] if c["column"] != "order_value_30d"]
+    assert spark_set["exclusions"] == duckdb_set["exclusions"]
+
+
+def test_skew_of_a_spark_training_set_equals_duckdb(spark_shop, built_project, tmp_path):
+    """`featurekit skew` of the training set train-set writes on Spark: against a served log,
+    the report DuckDB's training set gets; against the online store published from Spark as
+    of the label time, the same vectors (PSI 0)."""
+    project, _ = spark_shop
+    at = "2024-09-01 09:00:00"
+    labels = pd.read_csv(built_project / "seeds" / "churn_labels.csv")
+    labels[labels["label_ts"] == at].drop_duplicates("customer_id").to_csv(tmp_path / "labels.csv", index=False)
+    trains = {}
+    for engine, root in (("spark", project), ("duckdb", built_project)):
+        trains[engine] = tmp_path / f"{engine}.parquet"
+        result = CliRunner().invoke(main, ["train-set", str(tmp_path / "labels.csv"), "--feature-set", paths.FEATURE_SET,
+                                           "-o", str(trains[engine]), "-q", "--project-dir", str(root)])
+        assert result.exit_code == 0, result.output
+    log = paths.write_log(paths.skewed_vectors(built_project, paths.requests(built_project, 500, seed=3)), tmp_path / "log")
+    reports = {}
+    for engine, train in trains.items():
+        result = CliRunner().invoke(main, ["skew", str(train), "--against", str(log), "--json"])
+        assert result.exit_code == 1, result.output
+        reports[engine] = rounded({k: v for k, v in json.loads(result.stdout).items() if k != "train"})
+    assert reports["spark"] == reports["duckdb"] and "orders_30d" in reports["spark"]["flagged"]
+
+    online = str(tmp_path / "online")
+    result = CliRunner().invoke(main, ["publish", "--as-of", at.replace(" ", "T") + "Z", "-q", "--online-dir", online,
+                                       "--project-dir", str(project)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["skew", str(trains["spark"]), "--against", "online", "--online-dir", online,
+                                       "--request-ts", at.replace(" ", "T") + "Z", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"]["served"] == report["rows"]["train"] > 0
+    assert all(f["psi"] == pytest.approx(0, abs=1e-12) for f in report["features"]), report["features"]

@@ -172,7 +172,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         plan = project.macros.call(
             "point_in_time_steps",
             READY,
-            spec["views"] if source.local_is_warehouse else with_join_indexes(source.fetchall, project.macros, spec["views"]),
+            spec["views"] if source.local_is_warehouse else with_join_plans(source.fetchall, project.macros, spec["views"]),
             timestamp_column=TS,
             label_columns=label_columns,
             row_column=ROW,
@@ -205,15 +205,20 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
             f"JOIN ({source.rows(sql)}) AS f ON f.{ROW} = l.{ROW} ORDER BY l.{ROW}")
 
 
-def with_join_indexes(fetchall, macros, views: list[dict]) -> list[dict]:
-    """The views, each with `join_index`: whether the warehouse holds the index its join
-    can descend per label (join_index_sql; postgres__view_join takes it, or else the sorted
-    pass). Asked at every train-set: a view built by an older featurekit may lack it.
-    `fetchall` runs a query in the warehouse; `macros` renders the project's macros."""
+def with_join_plans(fetchall, macros, views: list[dict]) -> list[dict]:
+    """The views, each marked with the plans the warehouse offers its join (the macro
+    with_join_plans, asked through the seam): `join_index`, whether the warehouse holds the
+    index its join can descend per label (join_index_sql; postgres__view_join), and
+    `asof_join`, whether the session may run an ASOF join (asof_join_sql, asked once;
+    spark__view_join); else the sorted pass. Asked at every train-set: a view built by an
+    older featurekit may lack the index. `fetchall` runs a query in the warehouse; `macros`
+    renders the project's macros."""
+    sql = macros.call("asof_join_sql")
+    asof = sql is not None and str(fetchall(sql)[0][-1]).lower() == "true"
     marked = []
     for view in views:
         sql = macros.call("join_index_sql", view)
-        marked.append(dict(view, join_index=sql is not None and bool(fetchall(sql)[0][0])))
+        marked.append(dict(view, join_index=sql is not None and bool(fetchall(sql)[0][0]), asof_join=asof))
     return marked
 
 

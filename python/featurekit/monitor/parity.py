@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from ..catalog import resolve
 from ..errors import CheckFailed, FeaturekitError
 from .freshness import newest_feature_ts
-from ..project import Project, _ident, _sql_string
+from ..project import Project, _sql_string
 from ..online.snapshots import SnapshotDir
 from .served_log import LOG_COLUMNS
 from ..timestamps import parse_utc
@@ -236,15 +236,18 @@ def _visible_from(project, view, replayed, replay_ts) -> pa.Array:
         return replay_ts
     keys = view["keys"]
     rows = pa.table({**{k: replayed[k] for k in keys}, "__fk_ts": replay_ts, "__fk_pos": pa.array(range(replayed.num_rows))})
-    on = " AND ".join(f"v.{_ident(k)} = r.{_ident(k)}" for k in keys)
     with open_warehouse(project) as source:
+        q = source.quote  # the warehouse's quoting: Spark reads "x" as a string
+        on = " AND ".join(f"v.{q(k)} = r.{q(k)}" for k in keys)
         source.local.register("__fk_replayed_rows", rows)
         types = source.local.execute("SELECT column_name, column_type FROM (DESCRIBE __fk_replayed_rows)").fetchall()
         source.upload("SELECT * FROM __fk_replayed_rows", "__fk_replayed", {n: source.sql_type(t) for n, t in types})
-        return source.local.sql(source.rows(
-            f"SELECT v.{_ident(view['available_at'])} FROM __fk_replayed AS r LEFT JOIN {view['relation']} AS v "
-            f"ON {on} AND v.{_ident(view['timestamp'])} = r.__fk_ts ORDER BY r.__fk_pos"
-        )).to_arrow_table().column(0).cast(pa.timestamp("us"))
+        # ordered here, by DuckDB: a result that Spark writes as several files has no one order
+        found = source.rows(
+            f"SELECT r.__fk_pos, v.{q(view['available_at'])} AS __fk_visible FROM __fk_replayed AS r "
+            f"LEFT JOIN {view['relation']} AS v ON {on} AND v.{q(view['timestamp'])} = r.__fk_ts"
+        )
+        return source.local.sql(f"SELECT __fk_visible FROM ({found}) ORDER BY __fk_pos").to_arrow_table().column(0).cast(pa.timestamp("us"))
 
 
 def _compare_column(column: str, view: str, logged: pa.Table, replayed: pa.Table, keep, keys: list[str]) -> dict:

@@ -2,7 +2,7 @@
     index the point-in-time join can descend per label: a valid btree led by the view's keys
     then its feature timestamp, with no predicate. One boolean row; none (no query) on an
     engine without such a plan. train-set runs it before rendering the join, a training
-    model through featurekit.with_join_indexes. -#}
+    model through featurekit.with_join_plans. -#}
 {% macro join_index_sql(view, relation=none) %}
   {{ return(adapter.dispatch('join_index_sql', 'featurekit')(view, relation)) }}
 {% endmacro %}
@@ -27,15 +27,4 @@
     )
   {%- endset -%}
   {{ return(sql) }}
-{% endmacro %}
-
-{#- The views, each with `join_index` set: whether join_index_sql finds its index (in dbt,
-    where run_query can ask the warehouse; train-set sets it itself). -#}
-{% macro with_join_indexes(views) %}
-  {%- set marked = [] -%}
-  {%- for view in views -%}
-    {%- set sql = featurekit.join_index_sql(view) -%}
-    {%- do marked.append(dict(view, join_index=(sql is not none and run_query(sql).columns[0].values()[0]))) -%}
-  {%- endfor -%}
-  {{ return(marked) }}
 {% endmacro %}

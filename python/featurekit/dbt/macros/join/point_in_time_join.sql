@@ -156,7 +156,11 @@ order by l.__fk_row
     ) as f on true
 {%- endmacro %}
 
-{#- Spark: the same sorted pass, reading `rows` once. Spark inlines a CTE wherever it is
+{#- Spark: where the session allows it (view.asof_join, featurekit.with_join_plans), Spark's
+    own sort-merge ASOF join over the view's timeline: strictly before, unique on (keys,
+    instant), so exact with an availability column too; it reads `rows` once and sorts
+    once per side (measured: see bench/README.md, "Training sets on Spark"). Else the same
+    sorted pass as default__, reading `rows` once: Spark inlines a CTE wherever it is
     named, so a step that names the step before twice (default__: the stream and the join
     back) doubles the work of every earlier step: 6 views, 2^6 times the first step (the
     example's training model: 36 s -> 200 s). Here each label row travels whole, as a
@@ -166,6 +170,15 @@ order by l.__fk_row
 {% macro spark__view_join(rows, view, n) %}
 {%- set keys = view['keys'] %}
 {%- set fetched = featurekit.fetched_columns(view) %}
+{%- if view.get('asof_join') %}
+    select r.*, f.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, f.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
+    from {{ rows }} as r
+    left asof join (
+{{ featurekit.view_timeline(view, fetched) }}
+    ) as f
+      match_condition (r.__fk_ts > f.__fk_at)
+      on {% for key in keys %}r.{{ key }} = f.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+{%- else %}
     with __fk_stream_{{ n }} as (
         select {% for key in keys %}{{ key }}, {% endfor %}__fk_ts as __fk_at, 0 as __fk_kind, struct(r.*) as __fk_label,
             null as __fk_best
@@ -190,6 +203,7 @@ order by l.__fk_row
     select __fk_label.*, __fk_best.__fk_feature_ts as __fk_ts_{{ n }}{% for column in fetched %}, __fk_best.{{ column }} as __fk_{{ n }}_{{ column }}{% endfor %}
     from __fk_carried_{{ n }}
     where __fk_kind = 0
+{%- endif %}
 {%- endmacro %}
 
 {#- DuckDB: per key, the cheaper of two plans. A key with few label rows (at most 8) joins

@@ -13,5 +13,5 @@
   {%- for view in spec.views if view.unique_id not in model.depends_on.nodes -%}
     {{ exceptions.raise_compiler_error(model.original_file_path ~ ": add the line  -- depends_on: {{ ref('" ~ view.name ~ "'" ~ (", v=" ~ view.version if view.version is not none else "") ~ ") }}  so that dbt builds " ~ view.ref ~ " first") }}
   {%- endfor -%}
-  {{ return(featurekit.point_in_time_join(labels, featurekit.with_join_indexes(spec.views), timestamp_column)) }}
+  {{ return(featurekit.point_in_time_join(labels, featurekit.with_join_plans(spec.views), timestamp_column)) }}
 {% endmacro %}
