@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -132,7 +133,7 @@ def serve_command(host, port, token, max_batch, max_connections, client_timeout,
     online = online_dir or default_online_dir(project_dir)
     store = OnlineStore(online, log_dir=log_dir if workers == 1 else None)  # fails here, once, if it cannot serve
     try:
-        sock = listen(host, port)
+        sock = listen(host, port, workers)
     except OSError as e:
         raise FeaturekitError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     bound_host, bound_port = sock.getsockname()[:2]
@@ -140,10 +141,11 @@ def serve_command(host, port, token, max_batch, max_connections, client_timeout,
     if token is None and not _loopback(bound_host):
         echo_progress(f"warning: serving on {bound_host} without a token: anyone who reaches this port reads every "
                       "feature; set --token or $FEATUREKIT_TOKEN")
-    echo_progress(f"serving snapshot {store.snapshot_id} on http://{bound_host}:{bound_port}"
-                  + (f" with {workers} workers" if workers > 1 else "") + " (Ctrl-C to stop)")
+    announce = functools.partial(echo_progress, f"serving snapshot {store.snapshot_id} on http://{bound_host}:{bound_port}"
+                                 + (f" with {workers} workers" if workers > 1 else "") + " (Ctrl-C to stop)")
     # on SIGTERM as on Ctrl-C: stop, then finish the served-feature log
     if workers == 1:
+        announce()
         serve(sock, FeatureServer(store, token=token, max_batch=max_batch), limits, on_stop=store.close)
         return
 
@@ -152,7 +154,7 @@ def serve_command(host, port, token, max_batch, max_connections, client_timeout,
         return FeatureServer(own, token=token, max_batch=max_batch), own.close
 
     del store
-    serve_workers(sock, worker, workers, limits)
+    serve_workers(sock, worker, workers, limits, ready=announce)
 
 
 def _loopback(host: str) -> bool:
