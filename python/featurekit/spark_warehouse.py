@@ -5,8 +5,9 @@ in-memory DuckDB where featurekit checks labels and writes its files, as for Pos
 
 Rows move through Parquet files in a temporary directory, never through the driver's
 memory: labels go in as a file Spark reads, results come out written by Spark's own
-Parquet writer, one file per task, which DuckDB then reads in a stream. Temp views hold
-the steps of the join, cached in Spark (memory, spilling to disk) and dropped on close.
+Parquet writer, one file per task, which DuckDB then reads in a stream. Temp views name
+the steps of the join (Spark runs them as one query when the result is read) and are
+dropped on close.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ class SparkWarehouse:
         self._sql(sql)
 
     def create_temp_table(self, name: str, sql: str) -> None:
+        # not cached: each step reads the one before once, so the steps plan as one query
+        # whose joins on the same keys share one shuffle of the labels (caching each step
+        # wrote and read every label row once more per view)
         self._sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {sql}")
         self._views.append(name)
-        self._sql(f"CACHE TABLE {name}")
 
     def fetchall(self, sql: str) -> list[tuple]:
         return [tuple(row) for row in self._sql(sql).collect()]
@@ -89,7 +92,7 @@ class SparkWarehouse:
         return {name: _duckdb_type(spark_type) for name, spark_type in self._sql(f"SELECT * FROM {relation}").dtypes}
 
     def upload(self, local_sql: str, table: str, types: dict[str, str]) -> None:
-        """The rows of `local_sql` (a DuckDB query) into a cached temp view `table` of Spark,
+        """The rows of `local_sql` (a DuckDB query) into a temp view `table` of Spark,
         with columns of Spark `types` in order, through a Parquet file."""
         path = self._directory / f"upload{table}.parquet"  # Spark skips files named _* or .*
         self.local.execute(f"COPY ({local_sql}) TO '{path}' (FORMAT parquet)")
@@ -126,7 +129,6 @@ class SparkWarehouse:
     def close(self) -> None:
         self.local.close()
         for name in reversed(self._views):  # a view reads the ones made before it
-            self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
             self.spark.catalog.dropTempView(name)
         shutil.rmtree(self._directory, ignore_errors=True)
 
