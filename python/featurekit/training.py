@@ -176,6 +176,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
             timestamp_column=TS,
             label_columns=label_columns,
             row_column=ROW,
+            ordered=source.local_is_warehouse,  # else _run_steps orders the rows it reads out
         )
         yield source, plan, spec, loaded
 

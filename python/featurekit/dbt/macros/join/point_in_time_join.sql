@@ -27,8 +27,10 @@
     the steps one by one into temp tables (as `featurekit train-set` does) gives the same rows
     as the single statement, but holds only one view's join state at a time. Each view's step
     adds its match to every row of the step before (__fk_joined_<n>), so the output needs no
-    join back to the label rows. -#}
-{% macro point_in_time_steps(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none) %}
+    join back to the label rows. ordered=false leaves the order to the caller, which then
+    orders by __fk_row itself (train-set, reading the rows out of another warehouse: its
+    sort there, a shuffle of every row on Spark, bought nothing). -#}
+{% macro point_in_time_steps(labels, views, timestamp_column='label_ts', label_columns=none, row_column=none, ordered=true) %}
   {%- set columns = [] -%}
   {%- if label_columns is none -%}
     {%- set columns = adapter.get_columns_in_relation(labels) -%}
@@ -39,7 +41,7 @@
   {%- for view in views -%}
     {%- do steps.append(['__fk_joined_' ~ loop.index, adapter.dispatch('view_join', 'featurekit')(steps[-1][0], view, loop.index)]) -%}
   {%- endfor -%}
-  {{ return({'steps': steps, 'select': featurekit.join_select(views, label_columns, steps[-1][0])}) }}
+  {{ return({'steps': steps, 'select': featurekit.join_select(views, label_columns, steps[-1][0], ordered)}) }}
 {% endmacro %}
 
 {#- The feature view's columns a join needs: keys, feature timestamp and feature sources. -#}
@@ -68,8 +70,8 @@
 {% macro spark__read_order() %}row_number() over (order by monotonically_increasing_id()){% endmacro %}
 
 {#- The output from the last step `rows`: the label columns, then each view's features, in
-    label order. -#}
-{% macro join_select(views, label_columns, rows) %}
+    label order (unless not `ordered`). -#}
+{% macro join_select(views, label_columns, rows, ordered=true) %}
 select
     {%- for column in label_columns %}
     l.{{ adapter.quote(column) }},
@@ -81,7 +83,9 @@ select
     {%- endfor %}
     {%- endfor %}
 from {{ rows }} as l
+{%- if ordered %}
 order by l.__fk_row
+{%- endif %}
 {%- endmacro %}
 
 {#- One view's step: every row of `rows` (label rows with __fk_row, keys and __fk_ts, and
