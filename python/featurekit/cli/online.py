@@ -14,7 +14,8 @@ from .common import echo_progress, project_options
 from ..errors import FeaturekitError
 from ..online.store import OnlineStore, request_micros
 from ..online.publish import DEFAULT_KEEP, publish, rollback
-from ..online.http import DEFAULT_LIMITS, Limits, listen, serve, serve_workers
+from ..online.http import DEFAULT_LIMITS, Limits, serve
+from ..online.workers import listen, serve_workers
 from ..online.server import FeatureServer, _json_default, check_token
 from ..online.snapshots import default_online_dir
 
