@@ -207,20 +207,13 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
 
 
 def with_join_plans(fetchall, macros, views: list[dict]) -> list[dict]:
-    """The views, each marked with the plans the warehouse offers its join (the macro
-    with_join_plans, asked through the seam): `join_index`, whether the warehouse holds the
-    index its join can descend per label (join_index_sql; postgres__view_join), and
-    `asof_join`, whether the session may run an ASOF join (asof_join_sql, asked once;
-    spark__view_join); else the sorted pass. Asked at every train-set: a view built by an
-    older featurekit may lack the index. `fetchall` runs a query in the warehouse; `macros`
-    renders the project's macros."""
-    sql = macros.call("asof_join_sql")
-    asof = sql is not None and str(fetchall(sql)[0][-1]).lower() == "true"
-    marked = []
-    for view in views:
-        sql = macros.call("join_index_sql", view)
-        marked.append(dict(view, join_index=sql is not None and bool(fetchall(sql)[0][0]), asof_join=asof))
-    return marked
+    """The views, each marked with the plans the warehouse offers its join (`join_index`:
+    postgres__view_join; `asof_join`: spark__view_join; else the sorted pass), by the macro
+    with_join_plans from the answers to its queries, asked here through the seam. Asked at
+    every train-set: a view built by an older featurekit may lack the index. `fetchall`
+    runs a query in the warehouse; `macros` renders the project's macros."""
+    answers = [None if sql is None else tuple(fetchall(sql)[0]) for sql in macros.call("join_plan_queries", views)]
+    return macros.call("with_join_plans", views, answers)
 
 
 def _check_one_row_per_label(rows: int, labels: Labels) -> None:

@@ -1,6 +1,6 @@
 {#- A statement asking whether the session may run the engine's ASOF join: one row whose last
     column is 'true' when it may; none on an engine without the choice. Asked once per join,
-    before rendering it (featurekit.with_join_plans; train-set asks through its seam). -#}
+    before rendering it (featurekit.join_plan_queries, with_join_plans). -#}
 {% macro asof_join_sql() %}
   {{ return(adapter.dispatch('asof_join_sql', 'featurekit')()) }}
 {% endmacro %}

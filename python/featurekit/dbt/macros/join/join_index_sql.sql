@@ -1,8 +1,8 @@
 {#- A query answering whether the view (or `relation`, another name of its table) has an
     index the point-in-time join can descend per label: a valid btree led by the view's keys
     then its feature timestamp, with no predicate. One boolean row; none (no query) on an
-    engine without such a plan. train-set runs it before rendering the join, a training
-    model through featurekit.with_join_plans. -#}
+    engine without such a plan. Asked before the join is rendered (featurekit.join_plan_queries,
+    with_join_plans). -#}
 {% macro join_index_sql(view, relation=none) %}
   {{ return(adapter.dispatch('join_index_sql', 'featurekit')(view, relation)) }}
 {% endmacro %}
