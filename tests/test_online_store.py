@@ -304,7 +304,7 @@ def test_view_rows_are_put_in_key_number_then_time_order(seed):
             numbers = np.sort(numbers)
         at = rng.integers(-5, 5, len(numbers)) * 10**6
         counts = np.bincount(numbers, minlength=size)
-        order = _by_number_and_time(numbers, counts, pa.array(at))
+        order = _by_number_and_time(numbers, counts, np.cumsum(counts), pa.array(at))
         order = np.arange(len(numbers)) if order is None else order
         assert sorted(order.tolist()) == list(range(len(numbers)))
         assert list(zip(numbers[order].tolist(), at[order].tolist())) == sorted(zip(numbers.tolist(), at.tolist()))
