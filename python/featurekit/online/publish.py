@@ -174,6 +174,9 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         con.execute(f"ATTACH {_sql_string(tmp_db)} AS __fk_snapshot")
         # the store sorts the rows when it loads them: let the copy write in parallel (1.4 -> 1.0 s at 1M keys)
         con.execute("SET preserve_insertion_order = false")
+        # serving reads the layout, people and tools the DuckDB file: written uncompressed, it
+        # takes 0.6 of 3.5 CPU s less (1M keys, 9 views) for twice the bytes (240 MB, not 128)
+        con.execute("SET force_compression = 'uncompressed'")
         con.execute("BEGIN")  # one commit for all tables: written straight to the file, no WAL to replay
         view_records = {}
         for ref, view in views.items():
