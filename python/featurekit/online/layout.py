@@ -112,8 +112,6 @@ def write(con, schema: str, directory: Path, manifest: dict, macros) -> dict:
             _save(directory / f"{name}.start.arrow", pa.table(starts))
             record["entities"].append(entity)
     record["files"] = {p.name: p.stat().st_size for p in sorted(directory.iterdir())}
-    for path in directory.iterdir():
-        _fsync(path)
     return record
 
 
@@ -230,10 +228,12 @@ def _hashed(path: Path, keys: tuple, tables: dict) -> tuple[pa.Table, dict]:
 
 
 def _save(path: Path, table: pa.Table) -> None:
-    """One record batch (a column is then one contiguous buffer), uncompressed: mappable."""
+    """One record batch (a column is then one contiguous buffer), uncompressed: mappable.
+    On disk when it returns (synced where it is written: the views' files in parallel)."""
     batch = pa.RecordBatch.from_arrays([_array(c) for c in table.columns], schema=table.schema)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
         writer.write_batch(batch)
+    _fsync(path)
 
 
 def _fsync(path: Path) -> None:
