@@ -190,7 +190,7 @@ def _run_steps(source, plan: dict, spec: dict, progress: Progress) -> str:
 
 
 def _local_rows(source, sql: str, labels: Labels, progress: Progress) -> str:
-    """A query of `source.local` giving the rows of `sql` (run_steps') in label order. A
+    """A query of `source.local` giving the rows of `sql` (_run_steps') in label order. A
     warehouse other than DuckDB returns the row numbers and features, which join the label
     columns here unless the labels are in the warehouse."""
     if source.local_is_warehouse:

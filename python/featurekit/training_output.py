@@ -37,6 +37,8 @@ class Output:
         self.path = Path(text)
         self.is_directory = text.endswith(("/", os.sep)) or self.path.is_dir()
         self.flag = f"-o {self.path}{'/' if self.is_directory else ''}"  # the option, as messages name it
+        if self.path.name in ("", ".", ".."):  # renamed into place, it needs a name of its own
+            raise FeaturekitError(f"{self.flag}: name the output, e.g. train/ or train.parquet")
         if self.is_directory:
             self.format = DIRECTORY
         elif self.path.suffix.lower() in FILE_FORMATS:
