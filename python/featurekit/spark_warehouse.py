@@ -7,9 +7,8 @@ Rows move through Parquet files in a temporary directory, never through the driv
 memory: labels go in as a file Spark reads, results come out written by Spark's own
 Parquet writer, one file per task, which DuckDB then reads in a stream; or, for a directory
 output, written by Spark straight into it (write_parquet_directory), no row reaching this
-process at all. Temp views name
-the steps of the join (Spark runs them as one query when the result is read) and are
-dropped on close.
+process at all. Temp views name the steps of the join (Spark runs them as one query when
+the result is read) and are dropped on close.
 """
 
 from __future__ import annotations
@@ -102,7 +101,8 @@ class SparkWarehouse:
         a TIMESTAMPTZ Spark's timestamp)."""
         path = self._directory / f"upload{table}.parquet"  # Spark skips files named _* or .*
         self.local.execute(f"COPY ({local_sql}) TO '{path}' (FORMAT parquet)")
-        columns = ", ".join(self.quote(name) if spark_type is None else f"cast({self.quote(name)} as {spark_type}) as {self.quote(name)}"
+        columns = ", ".join(self.quote(name) if spark_type is None
+                            else f"cast({self.quote(name)} as {spark_type}) as {self.quote(name)}"
                             for name, spark_type in types.items())
         self.create_temp_table(table, f"SELECT {columns} FROM parquet.`{path}`")
 
