@@ -307,7 +307,8 @@ def main() -> int:
                         help="postgres: the one-view case on a throwaway PostgreSQL beside hand-written SQL (train_set_postgres.py); "
                              "spark: the three-view case on a local Spark beside hand-written Spark SQL (train_set_spark.py)")
     parser.add_argument("--label-sizes", type=lambda text: [int(n) for n in text.split(",")], default=[],
-                        help="spark: also run featurekit once per label count given (e.g. 100000,2000000), for its memory")
+                        help="spark: also run featurekit per label count given (e.g. 100000,2000000), for its memory")
+    parser.add_argument("--label-sizes-only", action="store_true", help="spark: run only the --label-sizes part")
     args = parser.parse_args()
     if args.engine == "postgres":
         from train_set_postgres import main as postgres_main

@@ -24,6 +24,10 @@ turns into one file in label order, as featurekit does. CPU is the process's and
 descendant's (the JVM); peak RSS is the Python process's and the JVM's, each its own
 high-water mark. In local mode the JVM is the driver and the executors at once: on a
 cluster the executors' share of it leaves the driver.
+
+--label-sizes N,M adds featurekit (Spark) per label count, three ways: a label file into one
+file, a label file into a directory (`-o DIR/`), and a labels table in Spark into a
+directory; --label-sizes-only runs those alone.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,13 +129,35 @@ def main(args, prepare, project_files_of, disagreements, scales, views, digest) 
     (out / "results_spark").mkdir(exist_ok=True)
     project = prepare_spark(out, project_files_of(out / "data"), views, digest)
     labels = out / "data" / "labels.parquet"
-    results = out / "results_spark"
-    baselines = str(BENCH / "train_set_baselines.py")
 
-    def train_set(target: Path, output: Path, label_file: Path = labels, *options: str) -> list[str]:
-        return [sys.executable, "-m", "featurekit", "train-set", str(label_file), "--feature-set", FEATURE_SET,
+    def train_set(target: Path, output, *options: str, source: list[str] | None = None) -> list[str]:
+        """The command; `source` the labels' arguments (default: labels.parquet)."""
+        return [sys.executable, "-m", "featurekit", "train-set", *(source or [str(labels)]), "--feature-set", FEATURE_SET,
                 "-o", str(output), "-q", "--project-dir", str(target), *options]
 
+    load = os.getloadavg()[0]
+    rows, problems = ([], []) if args.label_sizes_only else method_rows(out, project, duck_project, views, train_set, runs,
+                                                                         disagreements)
+    if args.label_sizes:
+        size_rows, size_problems = label_size_rows(args.label_sizes, out, project, train_set, scale, disagreements, runs)
+        rows, problems = rows + size_rows, problems + size_problems
+    print(f"\ntrain-set on Spark (local[2], pyspark {_pyspark_version()}), scale {args.scale}, three views: "
+          f"{scale['labels']:,} labels, {scale['rows']:,} rows per view ({scale['keys']:,} keys); {os.cpu_count()} cores, "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}; median of {runs} runs, each in a fresh process "
+          "(JVM start included); CPU of the process and its JVM")
+    print(format_table(["method", "runs", "wall", "CPU", "Python peak RSS", "JVM peak RSS", "row_number wall / wall",
+                        "row_number CPU / CPU"], rows))
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    print("values: " + ("every method equal to featurekit's, row for row" if not problems else "MISMATCHES above"))
+    return 1 if problems else 0
+
+
+def method_rows(out: Path, project: Path, duck_project: Path, views: dict, train_set, runs: int, disagreements):
+    """featurekit on Spark and DuckDB and the hand-written Spark joins, `runs` times each,
+    interleaved: (table rows, disagreements with featurekit (Spark)'s output)."""
+    labels, results = out / "data" / "labels.parquet", out / "results_spark"
+    baselines = str(BENCH / "train_set_baselines.py")
     sorted_profile = out / "profile_sorted"
     sorted_profile.mkdir(exist_ok=True)
     (sorted_profile / "profiles.yml").write_text(profile(out / "spark", **{"spark.sql.join.asofJoin.enabled": "false"}))
@@ -139,13 +166,12 @@ def main(args, prepare, project_files_of, disagreements, scales, views, digest) 
         ["featurekit (Spark)", "featurekit (Spark, sorted pass)", "Spark row_number", "Spark ASOF", "featurekit (DuckDB)"])}
     methods = {
         "featurekit (Spark)": train_set(project, outputs["featurekit (Spark)"]),
-        "featurekit (Spark, sorted pass)": train_set(project, outputs["featurekit (Spark, sorted pass)"], labels,
+        "featurekit (Spark, sorted pass)": train_set(project, outputs["featurekit (Spark, sorted pass)"],
                                                      "--profiles-dir", str(sorted_profile)),
         "Spark row_number": [sys.executable, baselines, "spark", str(case), str(outputs["Spark row_number"])],
         "Spark ASOF": [sys.executable, baselines, "spark-asof", str(case), str(outputs["Spark ASOF"])],
         "featurekit (DuckDB)": train_set(duck_project, outputs["featurekit (DuckDB)"]),
     }
-    load = os.getloadavg()[0]
     measured = {name: [] for name in methods}
     for round_ in range(runs):  # interleaved, so that drift hits every method alike
         for name, command in methods.items():
@@ -161,38 +187,60 @@ def main(args, prepare, project_files_of, disagreements, scales, views, digest) 
         rows.append([name, len(figures), f"{run.seconds:.2f} s", f"{run.cpu_seconds:.2f} s", mib(run.peak_rss),
                      mib(run.jvm_peak_rss) if run.jvm_peak_rss else "-", f"{baseline.seconds / run.seconds:.2f}x",
                      f"{baseline.cpu_seconds / run.cpu_seconds:.2f}x"])
-    if args.label_sizes:
-        rows += label_size_rows(args.label_sizes, out, project, train_set, scale, disagreements)
-    print(f"\ntrain-set on Spark (local[2], pyspark {_pyspark_version()}), scale {args.scale}, three views: "
-          f"{scale['labels']:,} labels, {scale['rows']:,} rows per view ({scale['keys']:,} keys); {os.cpu_count()} cores, "
-          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}; median of {runs} runs, each in a fresh process "
-          "(JVM start included); CPU of the process and its JVM")
-    print(format_table(["method", "runs", "wall", "CPU", "Python peak RSS", "JVM peak RSS", "row_number wall / wall",
-                        "row_number CPU / CPU"], rows))
-    for problem in problems:
-        print(f"MISMATCH {problem}")
-    print("values: " + ("every method equal to featurekit's, row for row" if not problems else "MISMATCHES above"))
-    return 1 if problems else 0
+    return rows, problems
 
 
-def label_size_rows(sizes: list[int], out: Path, project: Path, train_set, scale: dict, disagreements) -> list[list]:
-    """featurekit (Spark) once per label count (labels drawn as train_set.py draws them, on
-    the same views): its driver memory as labels grow."""
+# Makes a Spark table of a label file, in a process of its own (the embedded Derby metastore
+# admits one JVM at a time): argv[1] the session's settings (JSON), argv[2] the statement.
+_SPARK_SQL = """
+import json, sys
+from pyspark.sql import SparkSession
+builder = SparkSession.builder.enableHiveSupport()
+for name, value in json.loads(sys.argv[1]).items():
+    builder = builder.config(name, value)
+builder.getOrCreate().sql(sys.argv[2])
+"""
+
+
+def label_size_rows(sizes: list[int], out: Path, project: Path, train_set, scale: dict, disagreements, runs: int) -> list[list]:
+    """featurekit (Spark) per label count (labels drawn as train_set.py draws them, on the same
+    views), `runs` times each, interleaved: its driver memory as labels grow. Three ways: the
+    label file into one file (rows read out through DuckDB), the label file into a directory
+    (uploaded whole, written by Spark), and a labels table in Spark into a directory (no label
+    or joined row in the driver)."""
     from train_set import label_rows
 
     import pyarrow.parquet as pq
 
     first = pq.read_table(out / "data" / "activity.parquet")
-    rows = []
+    results = out / "results_spark"
+    methods, outputs = {}, {}
     for size in sizes:
         labels = out / "data" / f"labels_{size}.parquet"
         if not labels.is_file():
             pq.write_table(label_rows(scale["keys"], size, first), labels)
-        print(f"  featurekit (Spark), {size:,} labels", flush=True)
-        run = run_measured_tree(train_set(project, out / "results_spark" / f"labels_{size}.parquet", labels))
-        rows.append([f"featurekit (Spark), {size:,} labels", 1, f"{run.seconds:.2f} s", f"{run.cpu_seconds:.2f} s",
+        table = f"{SCHEMA}.labels_{size}"
+        subprocess.run([sys.executable, "-c", _SPARK_SQL, json.dumps(spark_conf(out / "spark")),
+                        f"CREATE TABLE IF NOT EXISTS {table} USING parquet AS SELECT * FROM parquet.`{labels}`"],
+                       check=True, capture_output=True)
+        outputs[size] = {"file": results / f"labels_{size}.parquet", "directory": results / f"labels_{size}_dir"}
+        methods[f"label file -> one file, {size:,} labels"] = train_set(project, outputs[size]["file"], source=[str(labels)])
+        methods[f"label file -> DIR/, {size:,} labels"] = train_set(project, f"{outputs[size]['directory']}/", source=[str(labels)])
+        methods[f"labels table -> DIR/, {size:,} labels"] = train_set(project, f"{results}/labels_{size}_table_dir/",
+                                                                       source=["--labels-table", table])
+    measured = {name: [] for name in methods}
+    for round_ in range(runs):
+        for name, command in methods.items():
+            print(f"  featurekit (Spark), {name}, run {round_ + 1}", flush=True)
+            measured[name].append(run_measured_tree(command))
+    problems = [f"{size:,} labels: {problem}" for size, paths in outputs.items()  # same labels, same order: same rows
+                for problem in disagreements({"featurekit": paths["file"], "directory": paths["directory"]})]
+    rows = []
+    for name, figures in measured.items():
+        run = summarize(figures)
+        rows.append([f"featurekit (Spark), {name}", len(figures), f"{run.seconds:.2f} s", f"{run.cpu_seconds:.2f} s",
                      mib(run.peak_rss), mib(run.jvm_peak_rss), "", ""])
-    return rows
+    return rows, problems
 
 
 def _pyspark_version() -> str:

@@ -160,6 +160,10 @@ def test_train_set_equals_duckdb(built_project, pg_project, tmp_path, feature_se
             if p.split()[2].rstrip(":") not in FLOAT_SUMS] == []
     sidecar = json.loads(outputs["postgres"].with_name("postgres.parquet.featureset.json").read_text())
     assert sidecar["warehouse"].startswith("postgres 127.0.0.1:")
+    # -o DIR/: the same rows, written by DuckDB into the directory
+    featurekit_cli("train-set", str(path), "--feature-set", feature_set, "-o", f"{tmp_path / 'postgres_dir'}/",
+                   "--project-dir", str(pg_project), "-q")
+    assert read_parquet(tmp_path / "postgres_dir" / "*.parquet") == (pg_columns, pg_types, pg_rows)
 
 
 @pytest.mark.parametrize("table", ["churn_labels", "extra.zoned_labels"])

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 TRAINING_MODELS = ["churn_model_training", "churn_model_v2_training"]
 ASOF = "spark.sql.join.asofJoin.enabled"
+COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
 VIEWS_ONLY = ["--select", "+path:models/features", "--resource-type", "seed", "--resource-type", "model"]
 
 
@@ -158,6 +159,53 @@ def test_a_labels_table_in_spark_gives_the_rows_of_the_label_file(spark_shop, bu
     rows = [tuple(row.values()) for row in spark_frame.to_pylist()]
     assert [(r[1], r[0]) for r in rows] == sorted((r[1], r[0]) for r in rows)  # label time and key order
     assert same_values(sorted(rows, key=repr), sorted((tuple(r.values()) for r in duckdb_frame.to_pylist()), key=repr)) == []
+
+
+def test_a_directory_output_is_written_by_spark_as_duckdb_writes_the_file(spark, spark_shop, built_project, tmp_path):
+    """-o DIR/ on Spark: Spark's own writer fills the directory (part files, rows in label
+    order across them), from a label file (every label column uploaded: here a zoned label
+    time and a naive one) and then, replacing that output, from a labels table; each equals
+    the single file DuckDB writes for the same labels, row for row, names and types. A
+    directory that is not a train-set output is refused and left as it was."""
+    project, _ = spark_shop
+    labels = tmp_path / "labels.csv"
+    seed = pd.read_csv(built_project / "seeds" / "churn_labels.csv")
+    seed.assign(label_ts=seed["label_ts"].str.replace(" ", "T") + "+02:00", seen_at=seed["label_ts"]).to_csv(labels, index=False)
+    output = tmp_path / "train"
+
+    def spark_train_set(*source: str) -> dict:
+        result = CliRunner().invoke(main, ["train-set", *source, "--feature-set", "churn_model", "-o", f"{output}/",
+                                           "--project-dir", str(project), "-q"])
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / "train.featureset.json").read_text())
+
+    for source in ([str(labels)], ["--labels-table", "churn_labels"]):
+        # Spark's adaptive plan would make these few rows one partition: off, the sort's 4
+        # range partitions show the order holding across part files
+        spark.conf.set(COALESCE, "false")
+        try:
+            sidecar = spark_train_set(*source)
+        finally:
+            spark.conf.unset(COALESCE)
+        on_duckdb = tmp_path / "duckdb.parquet"
+        featurekit_cli("train-set", *source, "--feature-set", "churn_model", "-o", str(on_duckdb), "-q",
+                       "--project-dir", str(built_project))
+        files = sorted(p.name for p in output.iterdir())
+        assert len(files) > 1 and all(f.startswith("part-") and f.endswith(".parquet") for f in files), files
+        assert sidecar["output"] == {"path": str(output), "rows": 6323, "format": "parquet-directory", "files": files}
+        spark_frame, duckdb_frame = pq.read_table(output), pq.read_table(on_duckdb)  # part files in name order
+        assert [(f.name, f.type) for f in spark_frame.schema] == [(f.name, f.type) for f in duckdb_frame.schema]
+        assert same_values([tuple(r.values()) for r in spark_frame.to_pylist()],
+                           [tuple(r.values()) for r in duckdb_frame.to_pylist()]) == []
+    assert str(spark_frame.schema.field("label_ts").type) == "timestamp[us]"  # the table's: naive
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    (output / "notes.txt").write_text("mine")
+    (tmp_path / "train.featureset.json").unlink()
+    result = CliRunner().invoke(main, ["train-set", "--labels-table", "churn_labels", "--feature-set", "churn_model",
+                                       "-o", str(output), "--project-dir", str(project), "-q"])
+    assert result.exit_code == 2 and "is a directory that is not a train-set output" in result.stderr
+    assert (output / "notes.txt").read_text() == "mine" and len(list(output.iterdir())) == len(files) + 1
 
 
 # ---------------------------------------------------------------------------------------------

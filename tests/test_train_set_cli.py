@@ -228,7 +228,8 @@ def test_labels_of_another_entity(built_project, workdir):
     "output, message",
     [
         ("out/missing/train.parquet", "-o out/missing/train.parquet: directory out/missing does not exist; create it first"),
-        ("out/train.txt", "-o out/train.txt: unsupported output type '.txt'; use .parquet or .csv"),
+        ("out/train.txt", "-o out/train.txt: unsupported output type '.txt'; use .parquet or .csv, or a directory (DIR/)"),
+        ("out/..", "-o out/../: name the output, e.g. train/ or train.parquet"),
     ],
 )
 def test_bad_output(built_project, workdir, output, message):

@@ -5,9 +5,10 @@ in-memory DuckDB where featurekit checks labels and writes its files, as for Pos
 
 Rows move through Parquet files in a temporary directory, never through the driver's
 memory: labels go in as a file Spark reads, results come out written by Spark's own
-Parquet writer, one file per task, which DuckDB then reads in a stream. Temp views name
-the steps of the join (Spark runs them as one query when the result is read) and are
-dropped on close.
+Parquet writer, one file per task, which DuckDB then reads in a stream; or, for a directory
+output, written by Spark straight into it (write_parquet_directory), no row reaching this
+process at all. Temp views name the steps of the join (Spark runs them as one query when
+the result is read) and are dropped on close.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ _DUCKDB_TYPES = {"bigint": "BIGINT", "int": "INTEGER", "smallint": "SMALLINT", "
 
 
 _ASOF = "spark.sql.join.asofJoin.enabled"
+_TIMESTAMP_TYPE = "spark.sql.parquet.outputTimestampType"
 
 
 class SparkWarehouse:
     """The SparkSession of this process, and an in-memory DuckDB as `local`."""
 
     local_is_warehouse = False
+    writes_parquet_directories = True
 
     def __init__(self, target):
         self.target = target
@@ -91,12 +94,16 @@ class SparkWarehouse:
         """Column -> the DuckDB type featurekit reads it as (raises when it is not built)."""
         return {name: _duckdb_type(spark_type) for name, spark_type in self._sql(f"SELECT * FROM {relation}").dtypes}
 
-    def upload(self, local_sql: str, table: str, types: dict[str, str]) -> None:
+    def upload(self, local_sql: str, table: str, types: dict[str, str | None]) -> None:
         """The rows of `local_sql` (a DuckDB query) into a temp view `table` of Spark,
-        with columns of Spark `types` in order, through a Parquet file."""
+        with columns of Spark `types` in order, through a Parquet file. A column of type None
+        keeps the type Spark reads from DuckDB's Parquet (a naive TIMESTAMP is timestamp_ntz,
+        a TIMESTAMPTZ Spark's timestamp)."""
         path = self._directory / f"upload{table}.parquet"  # Spark skips files named _* or .*
         self.local.execute(f"COPY ({local_sql}) TO '{path}' (FORMAT parquet)")
-        columns = ", ".join(f"cast(`{name}` as {spark_type}) as `{name}`" for name, spark_type in types.items())
+        columns = ", ".join(self.quote(name) if spark_type is None
+                            else f"cast({self.quote(name)} as {spark_type}) as {self.quote(name)}"
+                            for name, spark_type in types.items())
         self.create_temp_table(table, f"SELECT {columns} FROM parquet.`{path}`")
 
     def copy_to_local(self, sql: str, table: str) -> None:
@@ -112,6 +119,28 @@ class SparkWarehouse:
         except Exception as e:
             raise self._error(e) from None
         return f"SELECT * FROM read_parquet('{path}/*.parquet')"
+
+    def write_parquet_directory(self, sql: str, path: Path, row_column: str, instants: list[str]) -> None:
+        """The rows of `sql` written into the directory `path` by Spark's Parquet writer, in
+        the order of `row_column` (not written): a sort range-partitions the rows, so
+        part-00000, part-00001, ... hold them in order. Spark's timestamp columns come out
+        naive, as DuckDB reads Spark's default Parquet (INT96) in the file output; those of
+        `instants` stay UTC instants (TIMESTAMP micros adjusted to UTC), as DuckDB writes a
+        TIMESTAMPTZ. Only the part files are left in `path`."""
+        frame = self._sql(sql)
+        columns = [f"cast({self.quote(c)} as timestamp_ntz) as {self.quote(c)}" if t == "timestamp" and c not in instants
+                   else self.quote(c) for c, t in frame.dtypes if c != row_column]
+        previous = self.spark.conf.get(_TIMESTAMP_TYPE)
+        self.spark.conf.set(_TIMESTAMP_TYPE, "TIMESTAMP_MICROS")  # for this write only: Spark's default is INT96
+        try:
+            frame.orderBy(row_column).selectExpr(*columns).write.mode("overwrite").parquet(str(path))
+        except Exception as e:
+            raise self._error(e) from None
+        finally:
+            self.spark.conf.set(_TIMESTAMP_TYPE, previous)
+        for written in path.iterdir():  # the writer's _SUCCESS marker and .crc checksums
+            if written.name.startswith(("_", ".")):
+                written.unlink()
 
     def _sql(self, sql: str):
         try:

@@ -1,9 +1,10 @@
 """Files written under a temporary name that carries the writer's process id, and the
 clean-up of those whose writer is gone.
 
-A file is written as `.NAME.PID.tmp` beside its final name NAME and renamed into place once
-complete, so a reader never sees half a file (publish adds the kind after the pid,
-`.<id>.<pid>.duckdb.tmp`; DuckDB may add `.wal`). A writer killed midway (kill -9, a full
+A file (or a directory) is written as `.NAME.PID.tmp` beside its final name NAME and renamed
+into place once complete, so a reader never sees half of it (a kind may follow the pid:
+publish's `.<id>.<pid>.duckdb.tmp`, train-set's `.DIR.<pid>.old.tmp` for the output it
+replaces; DuckDB may add `.wal`). A writer killed midway (kill -9, a full
 disk, a crash) leaves its temporary file behind; the next writer removes the ones whose
 process is no longer alive, before it writes: a full disk does not stay full.
 """
@@ -16,16 +17,18 @@ import shutil
 from pathlib import Path
 
 
-def temp_path(path: Path) -> Path:
-    """Where this process writes `path` before renaming it into place."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def temp_path(path: Path, kind: str = "") -> Path:
+    """Where this process writes `path` before renaming it into place (`kind` names another
+    temporary of the same path)."""
+    return path.with_name(f".{path.name}.{os.getpid()}{'.' + kind if kind else ''}.tmp")
 
 
 def remove_stale(path: Path) -> None:
-    """Removes the temp files of `path` (temp_path) left by processes that are gone."""
+    """Removes the temp files and directories of `path` (temp_path, any kind) left by
+    processes that are gone."""
     prefix = f".{path.name}."
     for leftover in path.parent.glob(glob.escape(prefix) + "*.tmp"):
-        pid = leftover.name[len(prefix) : -len(".tmp")]
+        pid = leftover.name[len(prefix) : -len(".tmp")].split(".")[0]
         if pid.isdigit() and not process_alive(pid):
             remove(leftover)
 
@@ -39,10 +42,7 @@ def remove_stale_in(directory: Path, name: str = "*") -> list[Path]:
         pid = writer_pid(path.name)
         if pid is None or pid == os.getpid() or process_alive(pid):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            remove(path)
+        remove(path)
         removed.append(path)
     return removed
 
@@ -56,8 +56,11 @@ def writer_pid(name: str) -> int | None:
 
 
 def remove(path: Path) -> None:
-    """Removes a file if it is there; a failure (a read-only directory) must not hide the error
-    that made us clean up, so it is ignored."""
+    """Removes a file, or a directory with its content, if it is there; a failure (a read-only
+    directory) must not hide the error that made us clean up, so it is ignored."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return
     try:
         path.unlink(missing_ok=True)
     except OSError:

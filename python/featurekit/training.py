@@ -8,7 +8,6 @@ runs and writes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from .catalog import relation, resolve
 from .errors import FeaturekitError
 from .labels import READY, ROW, TS, Labels, LabelTable, load_label_table, load_labels
 from .project import Project, _ident, _sql_string
-from .tempfiles import remove, remove_stale, temp_path
+from .training_output import Output
 from .warehouse import open_warehouse
 
 if TYPE_CHECKING:  # pandas costs ~0.8 s to import, and `train-set` never needs it
@@ -53,7 +52,7 @@ def training_set(
     unchanged and in order, then each view's features and <view>__feature_ts."""
     project = Project(project_dir, warehouse)
     with _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, _quiet) as (source, plan, spec, loaded):
-        frame = source.local.execute(_run_steps(source, plan, spec, loaded, _quiet)).df()
+        frame = source.local.execute(_local_rows(source, _run_steps(source, plan, spec, _quiet), loaded, _quiet)).df()
     _check_one_row_per_label(len(frame), loaded)
     return frame
 
@@ -70,37 +69,27 @@ def write_training_set(
     progress: Progress = _quiet,
 ) -> dict:
     """Writes the training set for `labels` (a label file's path, or a LabelTable) to `output`
-    (.parquet or .csv) and `output`.featureset.json, both atomically: on any error neither
-    exists. Returns the sidecar's content."""
+    (a .parquet or .csv file, or a directory of Parquet part files: a path ending in / or an
+    existing directory; training_output.py) and `output`.featureset.json, both atomically: on
+    any error neither exists. Returns the sidecar's content."""
     started = time.monotonic()
-    output = Path(output)
-    kind = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(output.suffix.lower())
-    if kind is None:
-        raise FeaturekitError(f"-o {output}: unsupported output type '{output.suffix}'; use .parquet or .csv")
-    if not output.parent.is_dir():
-        raise FeaturekitError(f"-o {output}: directory {output.parent} does not exist; create it first")
     in_table = isinstance(labels, LabelTable)
-    if not in_table and output.exists() and Path(labels).exists() and os.path.samefile(output, labels):
-        raise FeaturekitError(f"-o {output} is the label file {labels}; write the training set to another file")
-    sidecar_path = output.with_name(output.name + ".featureset.json")
-    tmp_data, tmp_sidecar = temp_path(output), temp_path(sidecar_path)
-    for path in (output, sidecar_path):
-        remove_stale(path)  # left by a train-set that was killed
-    try:
-        tmp_data.touch()  # before the join: the directory may not take the file
-    except OSError as e:
-        raise FeaturekitError(f"-o {output}: cannot write in {output.parent} ({e.strerror}); choose another directory") from None
-    try:
+    output = Output(output)
+    output.check(None if in_table else Path(labels))
+    with output.writing():
         project = Project(project_dir, warehouse)
-        prepared = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, progress)
+        prepared = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, progress,
+                            whole_labels=output.is_directory)
         with prepared as (source, plan, spec, loaded):
-            sql = _run_steps(source, plan, spec, loaded, progress)
-            options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER true"
-            try:
-                source.local.execute(f"COPY ({sql}) TO {_sql_string(tmp_data)} ({options})")
-            except duckdb.IOException as e:
-                raise FeaturekitError(f"-o {output}: cannot write it: {str(e).strip().splitlines()[0]}") from None
-            stats = _view_stats(source.local, tmp_data, kind, spec)
+            sql = _run_steps(source, plan, spec, progress)
+            if output.is_directory and source.writes_parquet_directories:
+                progress(f"writing {output.path}/ from {source.name}")
+                # label columns uploaded from a file are as DuckDB gave them: a Spark TIMESTAMP among
+                # them is a zoned label time, kept an instant as in the file output
+                source.write_parquet_directory(sql, output.temp, ROW, instants=[] if loaded.in_warehouse else loaded.columns)
+            else:
+                output.write_local(source.local, _local_rows(source, sql, loaded, progress))
+            stats = _view_stats(source.local, output.reader(), spec)
             _check_one_row_per_label(stats["rows"], loaded)
             warehouse_name = source.name
         sidecar = {
@@ -115,7 +104,7 @@ def write_training_set(
                 "columns": loaded.columns,
                 "timestamp_column": timestamp_column,
             },
-            "output": {"path": str(output), "rows": stats["rows"], "format": kind},
+            "output": output.record(stats["rows"]),
             "join": {
                 "rule": "per view, the row with the greatest feature timestamp strictly before the label time "
                 "(available strictly before it, for views with an availability column); then ttl, "
@@ -126,21 +115,18 @@ def write_training_set(
             "dbt_manifest_sha256": project.manifest_sha256,
             "warehouse": warehouse_name,
         }
-        try:
-            tmp_sidecar.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
-            os.replace(tmp_data, output)
-            os.replace(tmp_sidecar, sidecar_path)
-        except OSError as e:
-            raise FeaturekitError(f"-o {output}: cannot write it: {e.strerror} ({e.filename})") from None
-    finally:
-        for leftover in (tmp_data, tmp_sidecar):
-            remove(leftover)
-    progress(f"wrote {output} ({stats['rows']:,} rows) and {sidecar_path.name} in {time.monotonic() - started:.1f} s")
+        output.commit(sidecar)
+    progress(f"wrote {output.path}{'/' if output.is_directory else ''} ({stats['rows']:,} rows) and {output.sidecar.name} "
+             f"in {time.monotonic() - started:.1f} s")
     return sidecar
 
 
 @contextmanager
-def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress):
+def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress,
+             whole_labels: bool = False):
+    """Opens the warehouse, loads the labels and renders the join's steps for the block.
+    `whole_labels`: a warehouse that writes the output itself (a directory, on Spark) gets
+    every label column of a label file, not only keys, time and row number."""
     if (feature_set is None) == (features is None):
         raise FeaturekitError("give exactly one of --feature-set or --features")
     if features is not None and not features:
@@ -162,6 +148,12 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         label_columns = loaded.columns
         if loaded.in_warehouse and not source.local_is_warehouse:
             label_columns = [*loaded.columns, ROW]  # the join carries them; ROW orders them here
+        elif whole_labels and source.writes_parquet_directories:
+            progress(f"uploading the labels to {source.name}")
+            # the label columns as Spark reads DuckDB's Parquet of them (keys included: the
+            # types DuckDB cast them to are the views')
+            source.upload(f"SELECT * FROM {READY}", READY, {**{c: None for c in loaded.columns}, ROW: "bigint", TS: "timestamp"})
+            label_columns = [*loaded.columns, ROW]
         elif not source.local_is_warehouse:
             # the join needs only the keys, the time and the row number; the label columns stay here
             progress(f"uploading the label keys and times to {source.name}")
@@ -181,13 +173,12 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         yield source, plan, spec, loaded
 
 
-def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progress) -> str:
+def _run_steps(source, plan: dict, spec: dict, progress: Progress) -> str:
     """Runs the join's steps (point_in_time_steps) into temp tables of the warehouse, one view
-    at a time, and returns a query of `source.local` giving the training set. As one statement,
-    DuckDB would hold every view's join state at once: about 2 GB per 20M-row view. The last
-    step runs inside the final select instead (its one join state then), which saves a copy
-    of every row. A warehouse other than DuckDB returns the row numbers and features, which
-    join the label columns here."""
+    at a time, and returns the query of the warehouse giving the training set. As one
+    statement, DuckDB would hold every view's join state at once: about 2 GB per 20M-row view.
+    The last step runs inside the final select instead (its one join state then), which saves
+    a copy of every row."""
     last, last_sql = plan["steps"][-1]
     views = iter(spec["views"])
     for name, sql in plan["steps"]:
@@ -195,7 +186,13 @@ def _run_steps(source, plan: dict, spec: dict, labels: Labels, progress: Progres
             progress(f"joining feature view {next(views)['ref']} point-in-time")
         if name != last:
             source.create_temp_table(name, sql)
-    sql = f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+    return f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+
+
+def _local_rows(source, sql: str, labels: Labels, progress: Progress) -> str:
+    """A query of `source.local` giving the rows of `sql` (_run_steps') in label order. A
+    warehouse other than DuckDB returns the row numbers and features, which join the label
+    columns here unless the labels are in the warehouse."""
     if source.local_is_warehouse:
         return sql
     progress(f"reading the joined rows from {source.name}")
@@ -271,8 +268,9 @@ def _check_collisions(labels: Labels, spec: dict) -> None:
                 )
 
 
-def _view_stats(con, path: Path, kind: str, spec: dict) -> dict:
-    reader = f"read_parquet({_sql_string(path)})" if kind == "parquet" else f"read_csv({_sql_string(path)}, header = true)"
+def _view_stats(con, reader: str, spec: dict) -> dict:
+    """Rows written, and per view the rows it matched, counted by DuckDB over what was written
+    (`reader`): a stream, whatever wrote it."""
     counts = ", ".join(f"count({view['ref']}__feature_ts)" for view in spec["views"])
     row = con.execute(f"SELECT count(*), {counts} FROM {reader}").fetchall()[0]
     return {

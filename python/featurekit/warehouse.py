@@ -80,9 +80,12 @@ class DuckDBWarehouse:
     fetchall (SQL run in the warehouse), column_types (a relation's, as DuckDB names them),
     sql_type (the warehouse's name of a DuckDB type), quote (a name in the warehouse's SQL),
     upload (a query of `local` into a temp table of the warehouse), rows (a query of `local`
-    giving the rows of a query run in the warehouse) and copy_to_local."""
+    giving the rows of a query run in the warehouse) and copy_to_local. A warehouse with
+    `writes_parquet_directories` (Spark) writes a directory output itself
+    (write_parquet_directory); the others' is written by `local`."""
 
     local_is_warehouse = True
+    writes_parquet_directories = False
 
     def __init__(self, local: duckdb.DuckDBPyConnection, name: str):
         self.local = local
@@ -119,6 +122,7 @@ class PostgresWarehouse:
     """A PostgreSQL database reached with psycopg2, and an in-memory DuckDB as `local`."""
 
     local_is_warehouse = False
+    writes_parquet_directories = False
 
     def __init__(self, target):
         self.target = target

@@ -47,7 +47,9 @@ def main(ctx, debug):
                    "project, or schema.table. Rows are ordered by label time and keys.")
 @click.option("--feature-set", help="A feature set (dbt exposure of type ml), e.g. churn_model.")
 @click.option("--features", help="Comma-separated feature references: view_vN or view_vN.feature.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file, .parquet or .csv.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output: a .parquet or .csv file, or a directory of Parquet part files (a path ending in /, or an "
+                   "existing directory: replaced only when it is an earlier train-set output or empty).")
 @click.option("--timestamp-column", default="label_ts", show_default=True, help="The label time column.")
 @click.option(
     "--memory-limit",
@@ -68,13 +70,16 @@ def train_set(labels, labels_table, feature_set, features, output, timestamp_col
     columns pass through unchanged and in order. Label times are UTC unless written with an
     offset (2024-05-01, 2024-05-01 09:00:00, 2024-05-01T09:00:00+02:00; README: "Point-in-time
     semantics"). Writes OUTPUT and OUTPUT.featureset.json (resolved versions, join rules, row
-    counts, manifest hash) atomically.
+    counts, manifest hash) atomically. A directory OUTPUT (train/) gets Parquet part files in
+    label order; on Spark they are written by Spark's own writer, no row passing through
+    this process.
 
     \b
     Example:
       featurekit train-set seeds/churn_labels.csv --feature-set churn_model -o train.parquet
       featurekit train-set labels.parquet --features customer_orders_v2.orders_30d -o train.csv
       featurekit train-set --labels-table churn_labels --feature-set churn_model -o train.parquet
+      featurekit train-set --labels-table churn_labels --feature-set churn_model -o train/
     """
     if (labels is None) == (labels_table is None):
         raise FeaturekitError("give a label file (LABELS) or --labels-table, not both or neither")
