@@ -5,7 +5,7 @@ No dbt build: featurekit's own macro files are rendered with the macro renderer,
 featurekit.feature_columns (with add_seconds, elapsed, literal) is evaluated in DuckDB on
 generated views, rows and request times: ties at the visibility instant, ttl edges to the
 microsecond, nulls, fills of every type, integer, text and composite keys, request times
-with time zones. The Python side is the real thing: the layout publish writes (layout.write),
+with time zones. The Python side is the real thing: the layout publish writes (layout_writer.write),
 opened by OnlineStore, looked up one key at a time and in batches.
 """
 
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from featurekit.dbt_package import PACKAGE_DIR
 from featurekit.macros import MacroRenderer
-from featurekit.online import layout
+from featurekit.online import layout_writer
 from featurekit.online.snapshots import SnapshotDir
 from featurekit.online.store import BATCH, OnlineStore
 
@@ -127,7 +127,7 @@ def publish_by_hand(con, directory: Path, view: dict, key_kind: str, schema: pa.
             "arrow_schema": base64.b64encode(set_schema.serialize().to_pybytes()).decode()}
     manifest = {"snapshot_id": SNAPSHOT, "feature_sets": {"fs": spec},
                 "views": {view["ref"]: {"table": "v", "keys": spec["keys"], "key_types": dict(keys)}}}
-    manifest["serving"] = layout.write(con, "main", directory / f"{SNAPSHOT}.serving", manifest, RENDERER)
+    manifest["serving"] = layout_writer.write(con, "main", directory / f"{SNAPSHOT}.serving", manifest, RENDERER)
     (directory / f"{SNAPSHOT}.json").write_text(json.dumps(manifest))
     SnapshotDir(directory).switch(SNAPSHOT)
     return OnlineStore(directory)

@@ -262,12 +262,12 @@ def test_bad_serving_files_fail_in_one_line_naming_the_snapshot_and_the_previous
 
 @pytest.mark.parametrize("seed", range(4))
 def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
-    """layout._numbered marks keys over their range when they are close together; it must
+    """layout_writer._numbered marks keys over their range when they are close together; it must
     give what sorting every view's distinct keys together gives (the distinct keys, each
     row's number, the dense map or none), however the views' keys spread, overlap or are
     ordered (publish reads them in no particular order)."""
     import numpy as np
-    from featurekit.online.layout import DENSE, _numbered
+    from featurekit.online.layout_writer import DENSE, _numbered
 
     rng = np.random.default_rng(seed)
     for _ in range(500):
@@ -289,11 +289,11 @@ def test_integer_keys_are_numbered_as_sorting_all_views_keys_would(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_view_rows_are_put_in_key_number_then_time_order(seed):
-    """layout._by_number_and_time orders a view's rows read in any order: by key number, then
+    """layout_writer._by_number_and_time orders a view's rows read in any order: by key number, then
     __fk_at, as the lookups' binary search needs; by counting when every key has one row."""
     import numpy as np
     import pyarrow as pa
-    from featurekit.online.layout import _by_number_and_time
+    from featurekit.online.layout_writer import _by_number_and_time
 
     rng = np.random.default_rng(seed)
     for _ in range(300):

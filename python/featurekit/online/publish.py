@@ -30,7 +30,7 @@ from ..catalog import feature_sets, feature_views
 from ..errors import FeaturekitError
 from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
-from . import layout
+from . import layout_writer
 from .snapshots import SnapshotDir, default_online_dir
 from ..warehouse import open_warehouse
 from ..timestamps import iso, parse_utc
@@ -185,7 +185,7 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         set_records = {spec["name"]: _feature_set_record(source, project, snapshots, spec, view_records) for spec in specs}
         con.execute("COMMIT")
         progress("writing the serving layout")
-        serving = layout.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
+        serving = layout_writer.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
         warehouse_name = source.name
     _fsync(tmp_db)
