@@ -76,3 +76,12 @@ def process_alive(pid) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def fsync(path: Path) -> None:
+    """Puts a written file's content on disk before it is renamed into place or relied on."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -6,7 +6,6 @@ Arrow let go of the GIL).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..project import _ident
+from ..tempfiles import fsync
 from .keys import INTEGER_TYPES, fingerprint
 from .layout import column_name, ttls, wanted_columns
 
@@ -179,15 +179,8 @@ def _save(path: Path, table: pa.Table) -> None:
     batch = pa.RecordBatch.from_arrays([_array(c) for c in table.columns], schema=table.schema)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    _fsync(path)
+    fsync(path)
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _micros(column) -> pa.Array:

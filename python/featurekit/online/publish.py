@@ -30,6 +30,7 @@ from ..catalog import feature_sets, feature_views
 from ..errors import FeaturekitError
 from ..monitor.freshness import freshness_sla, newest_data_sql
 from ..project import Project, _ident, _sql_string
+from ..tempfiles import fsync
 from . import layout_writer
 from .snapshots import SnapshotDir, default_online_dir
 from ..warehouse import open_warehouse
@@ -188,7 +189,7 @@ def _write_snapshot(project, snapshots, snapshot_id, tmp_db, tmp_serving, specs,
         serving = layout_writer.write(con, "__fk_snapshot.main", tmp_serving, {"views": view_records, "feature_sets": set_records}, project.macros)
         con.execute("DETACH __fk_snapshot")
         warehouse_name = source.name
-    _fsync(tmp_db)
+    fsync(tmp_db)
     as_ofs = [record["as_of"] for record in view_records.values()]
     return {
         "snapshot_id": snapshot_id,
@@ -351,10 +352,3 @@ def _write_durably(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
