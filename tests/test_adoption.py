@@ -271,6 +271,12 @@ def test_train_set_in_the_users_project_equals_the_oracle(built):
             assert same, f"row {i} column {column}: train-set {x!r}, oracle {y!r}"
     sidecar = json.loads(Path(str(out) + ".featureset.json").read_text())
     assert sidecar["views"][0]["relation"].endswith('"analytics"."account_plan_v1"')
+    # a directory output, in the user's project too: the same rows in its part files
+    folder = built["base"] / "train_parts"
+    featurekit(built, "train-set", str(built["base"] / "labels.csv"), "--feature-set", "risk_model", "-o", f"{folder}/", "-q")
+    parts = sorted(folder.glob("*.parquet"))
+    assert parts and pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).equals(got)
+    assert json.loads(Path(str(folder) + ".featureset.json").read_text())["output"]["format"] == "parquet-directory"
 
 
 @pytest.mark.slow

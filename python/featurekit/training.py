@@ -79,10 +79,10 @@ def write_training_set(
     with output.writing():
         project = Project(project_dir, warehouse)
         prepared = _prepare(project, labels, feature_set, features, timestamp_column, memory_limit, progress,
-                            whole_labels=output.is_directory)
+                            directory=output.is_directory)
         with prepared as (source, plan, spec, loaded):
             sql = _run_steps(source, plan, spec, progress)
-            if output.is_directory and source.writes_parquet_directories:
+            if _engine_writes(source, output.is_directory):
                 progress(f"writing {output.path}/ from {source.name}")
                 # label columns uploaded from a file are as DuckDB gave them: a Spark TIMESTAMP among
                 # them is a zoned label time, kept an instant as in the file output
@@ -123,10 +123,11 @@ def write_training_set(
 
 @contextmanager
 def _prepare(project: Project, labels, feature_set, features, timestamp_column, memory_limit, progress: Progress,
-             whole_labels: bool = False):
+             directory: bool = False):
     """Opens the warehouse, loads the labels and renders the join's steps for the block.
-    `whole_labels`: a warehouse that writes the output itself (a directory, on Spark) gets
-    every label column of a label file, not only keys, time and row number."""
+    `directory`: the output is a directory, which a warehouse that writes it itself
+    (_engine_writes) needs every label column of a label file for, not only keys, time and
+    row number."""
     if (feature_set is None) == (features is None):
         raise FeaturekitError("give exactly one of --feature-set or --features")
     if features is not None and not features:
@@ -148,7 +149,7 @@ def _prepare(project: Project, labels, feature_set, features, timestamp_column, 
         label_columns = loaded.columns
         if loaded.in_warehouse and not source.local_is_warehouse:
             label_columns = [*loaded.columns, ROW]  # the join carries them; ROW orders them here
-        elif whole_labels and source.writes_parquet_directories:
+        elif _engine_writes(source, directory):
             progress(f"uploading the labels to {source.name}")
             # the label columns as Spark reads DuckDB's Parquet of them (keys included: the
             # types DuckDB cast them to are the views')
@@ -187,6 +188,12 @@ def _run_steps(source, plan: dict, spec: dict, progress: Progress) -> str:
         if name != last:
             source.create_temp_table(name, sql)
     return f"WITH {last} AS ({last_sql}\n)\n{plan['select']}"
+
+
+def _engine_writes(source, directory: bool) -> bool:
+    """Whether the warehouse writes the output itself: a directory, on an engine with its own
+    Parquet writer (Spark); else featurekit's DuckDB writes it from the rows read out."""
+    return directory and source.writes_parquet_directories
 
 
 def _local_rows(source, sql: str, labels: Labels, progress: Progress) -> str:

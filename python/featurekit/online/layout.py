@@ -19,9 +19,9 @@ cache, and opening a snapshot of millions of keys takes milliseconds).
                              feature reads: in the feature's served type, or for a request-time
                              feature's start, int64 microseconds
 
-Written by layout_writer.py. The manifest's "serving" record lists the files with their sizes: a truncated or foreign
-file fails the snapshot's opening with one error naming it, and the previous snapshot
-keeps serving. Files are only ever replaced by a new snapshot, never changed, so a file
+Written by layout_writer.py. The manifest's "serving" record lists the files with their
+sizes: a truncated or foreign file fails the snapshot's opening with one error naming it,
+and the previous snapshot keeps serving. Files are only ever replaced by a new snapshot, never changed, so a file
 unlinked by pruning stays valid for a process that has it mapped.
 """
 
@@ -58,7 +58,14 @@ def arrow_schema(spec: dict) -> pa.Schema:
 
 
 def column_name(form: str, source: str) -> str:
+    """A served source column's name in <ref>.rows.arrow (column_form reads it back)."""
     return f"{form}__{source}"
+
+
+def column_form(name: str) -> tuple[str, str]:
+    """(form, source) of a column column_name named."""
+    form, _, source = name.partition("__")
+    return form, source
 
 
 def ttls(manifest: dict) -> dict[str, int | None]:
@@ -235,6 +242,5 @@ class ViewRows:
         self.columns = {}
         for name in batch.schema.names:
             if not name.startswith("__fk_"):
-                form, _, source = name.partition("__")
-                self.columns[(form, source)] = Column(batch.column(name))
+                self.columns[column_form(name)] = Column(batch.column(name))
         self.max_rows = record["max_rows"]  # rows of the key with the most
