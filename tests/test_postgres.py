@@ -27,6 +27,7 @@ from featurekit.macros import MacroRenderer
 from featurekit.online.store import OnlineStore
 from featurekit.training import with_join_plans
 from postgres_server import PASSWORD_USER
+from test_online_incremental import append, history_read, online_views
 from test_point_in_time_oracle import (
     TABLES, Case, HypothesisDraw, SeededDraw, draw_case, example_labels, mismatches, oracle, output_columns,
     warehouse_rows, write_labels,
@@ -112,6 +113,45 @@ def test_an_incremental_run_restores_the_join_index(pg_project, postgres_server,
         assert with_join_plans(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is False
         featurekit_cli("dbt", "run", "--select", "last_purchase", "--project-dir", str(project))
         assert with_join_plans(fetchall(connection), Project(project).macros, [view])[0]["join_index"] is True
+
+
+def test_online_tables_advance_by_the_views_generation(postgres_server, tmp_path):
+    """featurekit_history marks each view's table with a generation (its comment) on
+    PostgreSQL too: the online tables advance by it, reading nothing of the views up to their
+    watermark, and hold what a full build at the same as-of time holds."""
+    project = copy_project(tmp_path / "project")
+    create_database(postgres_server, "shop_generation")
+    write_profile(project, postgres_server, "shop_generation")
+    views = online_views(project)
+
+    def build(as_of: str, *args: str) -> str:
+        log = project / "logs" / "dbt.log"
+        log.unlink(missing_ok=True)
+        featurekit_cli("dbt", "build", "--select", "+path:models/online", "--exclude-resource-type", "test",
+                       "--vars", json.dumps({"featurekit_as_of": as_of}), "--project-dir", str(project), *args)
+        return log.read_text()
+
+    def online_rows(cursor) -> dict[str, list]:
+        found = {}
+        for ref in views:
+            cursor.execute(f"SELECT * FROM shop.online_{ref}")
+            found[ref] = sorted(cursor.fetchall(), key=repr)
+        return found
+
+    build("2024-06-01 00:00:00")
+    build("2024-06-02 00:00:00")  # the views' first incremental builds mark them
+    append(project, "raw_orders", [{"order_id": 90001, "customer_id": 933, "order_ts": "2024-06-02 09:30:00", "order_value": 80.0, "status": "returned"}])
+    append(project, "raw_support_tickets", [{"ticket_id": 90001, "customer_id": 55, "opened_ts": "2024-06-02 08:00:00", "priority": "high", "satisfaction": 2}])
+    log = build("2024-06-03 00:00:00")
+    assert not [ref for ref in views if history_read(log, f'"shop_generation"."shop"."{ref}"')]
+    assert all(f'delete from "shop_generation"."shop"."online_{ref}" as __fk_t where exists' in log for ref in views)
+    with closing(connect(postgres_server, "shop_generation")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT obj_description('shop.customer_orders_v1'::regclass)")
+        assert cursor.fetchall()[0][0].startswith("featurekit_history generation ")
+        incremental = online_rows(cursor)
+    build("2024-06-03 00:00:00", "--full-refresh")
+    with closing(connect(postgres_server, "shop_generation")) as connection, connection.cursor() as cursor:
+        assert online_rows(cursor) == incremental
 
 
 def read_parquet(path: Path) -> tuple[list[str], list[str], list[tuple]]:

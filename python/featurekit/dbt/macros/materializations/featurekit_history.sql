@@ -12,8 +12,54 @@
   {%- set source = arg_dict['temp_relation'] -%}
   {%- set bound = adapter.dispatch('history_target', 'featurekit')(arg_dict['target_relation']) ~ '.' ~ timestamp
       ~ ' >= (select min(' ~ timestamp ~ ') from ' ~ source ~ ')' -%}
-  {{ return(get_delete_insert_merge_sql(arg_dict['target_relation'], source, unique_key, arg_dict['dest_columns'],
-      (arg_dict['incremental_predicates'] or []) + [bound])) }}
+  {%- set sql = get_delete_insert_merge_sql(arg_dict['target_relation'], source, unique_key, arg_dict['dest_columns'],
+      (arg_dict['incremental_predicates'] or []) + [bound]) -%}
+  {%- set mark = featurekit.history_mark_sql(arg_dict['target_relation']) -%}
+  {{ return(sql.rstrip().rstrip(';') ~ (';\n' ~ mark if mark else '')) }}
+{% endmacro %}
+
+{#- The history's generation: an id that featurekit_history writes on the table (its comment)
+    at every incremental build, keeping the one it finds there. A table that dbt creates
+    again (a first build, --full-refresh, after a drop) holds none until its next incremental
+    build, which starts a new one (the run's invocation_id). So while a table's generation
+    stays the same, every change to it since was a featurekit_history build: rows of keys
+    with rows loaded after the load watermark, which is what lets an online table skip
+    re-reading the history (featurekit.online_plan). dbt's persist_docs, where it writes
+    the table's comment, replaces the mark: the online tables then prove it by reading. An
+    engine without table comments here (Spark) has no generation. -#}
+{% macro history_generation(relation) %}
+  {{ return(featurekit.generation_in(adapter.dispatch('history_comment', 'featurekit')(relation))) }}
+{% endmacro %}
+
+{#- The statement that marks the table after a build: its generation, or a new one. -#}
+{% macro history_mark_sql(relation) %}
+  {%- set comment = adapter.dispatch('history_comment', 'featurekit')(relation) -%}
+  {%- if comment is sameas false -%}
+    {{ return('') }}
+  {%- endif -%}
+  {{ return("comment on table " ~ relation ~ " is 'featurekit_history generation " ~ (featurekit.generation_in(comment) or invocation_id) ~ "'") }}
+{% endmacro %}
+
+{% macro generation_in(comment) %}
+  {%- set prefix = 'featurekit_history generation ' -%}
+  {{ return(comment[prefix | length:] if comment is string and comment.startswith(prefix) else none) }}
+{% endmacro %}
+
+{#- The table's comment (none when it has none); false on an engine where featurekit keeps no
+    generation. -#}
+{% macro default__history_comment(relation) %}
+  {{ return(false) }}
+{% endmacro %}
+
+{% macro duckdb__history_comment(relation) %}
+  {%- set rows = run_query("select comment from duckdb_tables() where database_name = '" ~ relation.database
+      ~ "' and schema_name = '" ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'").rows -%}
+  {{ return(rows[0][0] if rows | length == 1 else none) }}
+{% endmacro %}
+
+{% macro postgres__history_comment(relation) %}
+  {%- set name = adapter.quote(relation.schema) ~ '.' ~ adapter.quote(relation.identifier) -%}
+  {{ return(run_query("select obj_description(to_regclass('" ~ name ~ "'), 'pg_class')").rows[0][0]) }}
 {% endmacro %}
 
 {#- The view's timestamp column, after checking that unique_key holds it (and the keys). -#}

@@ -17,16 +17,21 @@
     every earlier load's, and a build touches only keys with rows loaded after the
     watermark. A view without either column is rebuilt in full every time.
 
-    A view dropped and built again (to take in restated, deleted or late events older than
-    its watermark) breaks that contract: the count and sum of the change column over its
-    rows loaded up to W, kept from the previous build, then differ, and the online table
-    is rebuilt in full. So does a changed definition of the view (its SQL or a macro it
-    reaches in any branch, featurekit.reached_macros): a view rebuilt with new logic over
-    the same loads holds new values under the same load times. So does an earlier as-of time, a missing state, an online table
-    whose columns are not those it would now be built with (a feature column documented
-    since) or --full-refresh.
+    A view built again from scratch (to take in restated, deleted or late events older than
+    its watermark) breaks that contract. featurekit_history marks the view's table with a
+    generation that only a new table loses (featurekit.history_generation): an online table
+    whose view carried one at the last build is rebuilt in full when it now carries another
+    or none, and reads nothing up to W when it carries the same. For a view without one (an
+    engine without table comments, a comment that dbt's persist_docs writes) the count and
+    sum of the change column over its rows loaded up to W, kept from the last build, must be
+    equal, which reads them, and misses a rebuild that restates values under the same load
+    times. The online table is also rebuilt in full on a changed definition of the view (its
+    SQL or a macro it reaches in any branch, featurekit.reached_macros: a view rebuilt with
+    new logic over the same loads holds new values under the same load times), an earlier
+    as-of time, a missing state, columns that are not those it would now be built with (a
+    feature column documented since) or --full-refresh.
     The state (the as-of time, which publish records; watermark, count, sum, definition,
-    and a window history's newest data for publish) is a one-row table
+    the view's generation, and a window history's newest data for publish) is a one-row table
     <online table>__fk_state, written by every build.
 
     Each build also checks that no (keys, feature timestamp) repeats, since the
@@ -102,35 +107,56 @@
 {% endmacro %}
 
 {#- Whether the build can be incremental, from the stored state: {incremental, column, as_of
-    and watermark (the previous ones), new_watermark, rows, digest (the new state)}. Reads
-    the view's change column twice: the rows up to the watermark (compared with the state)
-    and the rows after it (zone maps skip most of the table). -#}
+    and watermark (the previous ones), new_watermark, rows, digest, generation (the new
+    state)}. The view's rows loaded up to the watermark must be those of the last build:
+    - when the view carried a featurekit_history generation then (featurekit.history_generation),
+      they are if it carries the same one now (every change since was such a build), and
+      the view was rebuilt otherwise: nothing up to the watermark is read;
+    - else the count and sum of their change times must be those kept from the last build,
+      which reads the change column up to the watermark.
+    The rows after it are read either way (zone maps skip most of the table). -#}
 {% macro online_plan(view, as_of, existing, state) %}
   {%- set column = view.available_at or ('loaded_at' if 'loaded_at' in featurekit.column_names(view.relation) else none) -%}
-  {%- set plan = {'incremental': false, 'column': column, 'as_of': none, 'watermark': none,
-                  'new_watermark': none, 'rows': 0, 'digest': 0, 'definition': '', 'newest_data': none} -%}
+  {%- set plan = {'incremental': false, 'column': column, 'as_of': none, 'watermark': none, 'new_watermark': none,
+                  'rows': 0, 'digest': 0, 'definition': '', 'newest_data': none, 'generation': none} -%}
   {%- if column is none -%}
     {{ return(plan) }}
   {%- endif -%}
-  {%- set definition = featurekit.view_definition(view) -%}
-  {%- do plan.update({'definition': definition}) -%}
+  {%- set node = graph.nodes[view.unique_id] -%}
+  {%- do plan.update({
+      'definition': featurekit.view_definition(view),
+      'generation': featurekit.history_generation(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)),
+  }) -%}
   {%- set previous = none -%}
   {%- if existing is not none and not should_full_refresh() and load_cached_relation(state) is not none
         and featurekit.column_names(existing) == featurekit.online_columns(view) | map('lower') | list -%}
-    {%- if featurekit.column_names(state) == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition', 'newest_data'] -%}
-      {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ " >= as_of and definition = '" ~ definition ~ "' from " ~ state).rows -%}
+    {%- if featurekit.column_names(state) == ['as_of', 'watermark', 'rows_loaded', 'digest', 'definition', 'newest_data', 'history_generation'] -%}
+      {%- set rows = run_query('select as_of, watermark, rows_loaded, digest, ' ~ as_of ~ " >= as_of and definition = '" ~ plan.definition
+          ~ "', newest_data, history_generation from " ~ state).rows -%}
       {%- set previous = rows[0] if rows | length == 1 and rows[0][4] and rows[0][1] is not none else none -%}
     {%- endif -%}
   {%- endif -%}
   {%- if previous is not none -%}
     {%- set watermark = "cast('" ~ previous[1] ~ "' as timestamp)" -%}
-    {%- set before = featurekit.online_summary(view, column, column ~ ' <= ' ~ watermark, as_of) -%}
-    {%- if before.rows == previous[2] and before.digest == previous[3] | int -%}
+    {%- set previous_as_of = "cast('" ~ previous[0] ~ "' as timestamp)" -%}
+    {%- if previous[6] is not none -%}
+      {%- set before = none -%}
+      {%- if previous[6] == plan.generation -%}
+        {#- their newest data before as_of: the last build's, or a row that as_of passed since -#}
+        {%- set passed = featurekit.online_summary(view, column, column ~ ' <= ' ~ watermark ~ ' and ' ~ view.timestamp ~ ' >= ' ~ previous_as_of, as_of).newest_data if view.windowed else none -%}
+        {%- set newest = [previous[5], passed] | reject('none') | list -%}
+        {%- set before = {'rows': previous[2], 'digest': previous[3] | int, 'newest_data': newest | max if newest else none} -%}
+      {%- endif -%}
+    {%- else -%}
+      {%- set before = featurekit.online_summary(view, column, column ~ ' <= ' ~ watermark, as_of) -%}
+      {%- set before = before if before.rows == previous[2] and before.digest == previous[3] | int else none -%}
+    {%- endif -%}
+    {%- if before is not none -%}
       {%- set after = featurekit.online_summary(view, column, column ~ ' > ' ~ watermark, as_of) -%}
       {%- set newest = [before.newest_data, after.newest_data] | reject('none') | list -%}
       {%- do plan.update({
           'incremental': true,
-          'as_of': "cast('" ~ previous[0] ~ "' as timestamp)",
+          'as_of': previous_as_of,
           'watermark': watermark,
           'new_watermark': after.newest or previous[1],
           'rows': before.rows + after.rows,
@@ -316,7 +342,8 @@
     {{ get_create_table_as_sql(False, tmp,
         'select ' ~ as_of ~ ' as as_of, ' ~ watermark ~ ' as watermark, cast(' ~ plan.rows ~ ' as bigint) as rows_loaded, '
         ~ "cast('" ~ plan.digest ~ "' as " ~ dbt.type_string() ~ ") as digest, '" ~ plan.definition ~ "' as definition, "
-        ~ ("cast('" ~ plan.newest_data ~ "' as timestamp)" if plan.newest_data is not none else 'cast(null as timestamp)') ~ ' as newest_data') }}
+        ~ ("cast('" ~ plan.newest_data ~ "' as timestamp)" if plan.newest_data is not none else 'cast(null as timestamp)') ~ ' as newest_data, '
+        ~ ("'" ~ plan.generation ~ "'" if plan.generation is not none else 'cast(null as ' ~ dbt.type_string() ~ ')') ~ ' as history_generation') }}
   {% endcall %}
   {{ drop_relation_if_exists(state) }}
   {{ adapter.rename_relation(tmp, state) }}
