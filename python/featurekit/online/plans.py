@@ -95,8 +95,7 @@ class _ViewPlan:
         `out`; returns their ages."""
         rows, size = self.rows, len(number)
         if not len(rows.at):
-            out += [[fill] * size for fill in self.missing]
-            return [None] * size
+            return self._all_missing(size, out)
         first = rows.start[number]
         if rows.max_rows <= 1:  # one row per key: visible or not
             position = np.minimum(first, len(rows.at) - 1)
@@ -108,16 +107,23 @@ class _ViewPlan:
             position = np.maximum(position, 0)
         if rows.expires is not None:
             seen &= rules.alive(rows.expires[position], request_us)
-        hidden = np.flatnonzero(~seen).tolist()
+        if not seen.any():  # a sparse view, or one whose rows all expired: nothing to read
+            return self._all_missing(size, out)
+        hidden = [] if seen.all() else np.flatnonzero(~seen).tolist()
         for column, unit, fill, cast in self.features:
             values, nulls = column.many(position)
             if unit is not None:
                 values = rules.elapsed(values, request_us, unit)
                 values = values.astype(np.float64) if cast is float else values
-            values = rules.fill_at(values.tolist(), hidden, fill)
-            out.append(values if nulls is None else rules.fill_at(values, np.flatnonzero(nulls).tolist(), fill))
-        out.append(rules.fill_at(rows.feature_ts[position].tolist(), hidden, None))
-        return rules.fill_at(rules.age_seconds(rows.feature_us[position], request_us).tolist(), hidden, None)
+            out.append(rules.fill_at(values.tolist(), hidden if nulls is None else np.flatnonzero(~seen | nulls).tolist(), fill))
+        feature_us = rows.feature_us[position]
+        out.append(rules.fill_at(feature_us.view("datetime64[us]").tolist(), hidden, None))
+        return rules.fill_at(rules.age_seconds(feature_us, request_us).tolist(), hidden, None)
+
+    def _all_missing(self, size: int, out: list[list]) -> list:
+        """many() for a batch without a row alive at t: every feature its fill."""
+        out += [[fill] * size for fill in self.missing]
+        return [None] * size
 
 
 def _fill(feature: dict, out_type: pa.DataType):
