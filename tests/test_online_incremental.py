@@ -151,6 +151,24 @@ def test_a_view_built_again_from_scratch_rebuilds_its_online_table(project):
     assert held == 1  # the restated ticket's row is served: a stale one would have differed above
 
 
+@pytest.mark.slow
+def test_a_view_whose_comment_dbt_writes_is_proven_by_reading(project):
+    """dbt's persist_docs writes a view's description into its table's comment after every
+    build, over featurekit_history's generation: the online tables then prove their views
+    unchanged by reading the load times up to the watermark, and still advance."""
+    edit(project / "dbt_project.yml", "      +full_refresh: false\n", "      +full_refresh: false\n      +persist_docs: {relation: true}\n")
+    build_online(project, "2024-06-01 00:00:00")
+    append(project, "raw_orders", [{"order_id": 90001, "customer_id": 933, "order_ts": "2024-06-01 09:30:00", "order_value": 80.0, "status": "returned"}])
+    _, incremental = build_online(project, "2024-06-02 00:00:00")
+    assert incremental == set(online_views(project))
+    log = (project / "logs" / "dbt.log").read_text()
+    assert all(history_read(log, f'"warehouse"."main"."{ref}"') for ref in online_views(project))
+    assert_equal_to_full_build(project, "2024-06-02 00:00:00")
+    with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
+        comment = con.sql("SELECT comment FROM duckdb_tables() WHERE table_name = 'customer_orders_v1'").fetchall()[0][0]
+    assert comment and not comment.startswith("featurekit_history")
+
+
 def edit(path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, (path, old)

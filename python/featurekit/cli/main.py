@@ -197,7 +197,6 @@ def refresh(select, project_dir, warehouse):
     publish(project.root, project.warehouse_override, progress=echo_progress)
 
 
-
 @main.command("demo")
 @click.option("--workdir", type=click.Path(file_okay=False), default="demo-output", show_default=True,
               help="Where to build everything (new or empty directory).")

@@ -182,7 +182,6 @@ def _save(path: Path, table: pa.Table) -> None:
     fsync(path)
 
 
-
 def _micros(column) -> pa.Array:
     return pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
 
