@@ -37,7 +37,8 @@
   {%- if comment is sameas false -%}
     {{ return('') }}
   {%- endif -%}
-  {{ return("comment on table " ~ relation ~ " is 'featurekit_history generation " ~ (featurekit.generation_in(comment) or invocation_id) ~ "'") }}
+  {%- set generation = featurekit.generation_in(comment) or invocation_id -%}
+  {{ return("comment on table " ~ relation ~ " is 'featurekit_history generation " ~ generation | replace("'", "''") ~ "'") }}
 {% endmacro %}
 
 {% macro generation_in(comment) %}
