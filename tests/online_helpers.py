@@ -1,8 +1,10 @@
-"""What the online tests share: a private copy of the built example project, a real
-`featurekit serve` on 127.0.0.1, and comparing served values with train-set values."""
+"""What the online tests share: a private copy of the built example project, rows appended to
+its seeds, a real `featurekit serve` on 127.0.0.1, comparing served values with train-set
+values, and what dbt's log shows an online table's build read."""
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 import resource
@@ -22,6 +24,29 @@ def copy_built_project(built_project: Path, destination: Path) -> Path:
     package becomes a private copy (dbt_packages/featurekit), which a test may edit."""
     shutil.copytree(built_project, destination, symlinks=False, ignore=shutil.ignore_patterns("*.wal", "logs"))
     return destination
+
+
+LOADED = "2024-11-02 06:00:00"  # later than every load in the example's seeds
+
+
+def online_views(project: Path) -> list[str]:
+    """The example project's views that have an online table."""
+    return sorted(p.stem[len("online_"):] for p in (project / "models" / "online").glob("online_*.sql"))
+
+
+def append(project: Path, seed: str, rows: list[dict]) -> None:
+    """Rows added to one of the example's seeds, loaded at LOADED unless they say when."""
+    path = project / "seeds" / f"{seed}.csv"
+    with open(path) as f:
+        header = next(csv.reader(f))
+    with open(path, "a", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([[{"loaded_at": LOADED, **row}[c] for c in header] for row in rows])
+
+
+def history_read(log: str, relation: str) -> bool:
+    """Whether a dbt log holds featurekit.online_plan's read of view `relation`'s rows loaded
+    up to its online table's watermark (the count and sum of their load times)."""
+    return re.search(re.escape(relation) + r" where \w+ <= cast\('[^']+' as timestamp\)\s*\n", log) is not None
 
 
 @contextmanager

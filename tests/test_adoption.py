@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.request import Request, urlopen
 
+import duckdb
 import pandas as pd
 import pytest
 import yaml
 
 from featurekit.dbt_package import PACKAGE_DIR, VENDOR_DIR
-from online_helpers import running_server
+from online_helpers import history_read, running_server
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 START = datetime(2024, 3, 1)
@@ -316,6 +317,19 @@ def test_the_other_commands_work_in_the_users_project(built):
     refreshed = featurekit(built, "refresh")
     assert "published snapshot" in refreshed.stderr
     assert "online_account_payments_v1" in (built["project"] / "target" / "run_results.json").read_text()
+    # the refresh's incremental view builds marked the views with featurekit_history's generation
+    # (in the user's database and schema), which the next refresh's online tables go by,
+    # reading none of the views' history up to their watermark
+    log = built["project"] / "logs" / "dbt.log"
+    log.unlink()
+    featurekit(built, "refresh")
+    views = ("account_plan_v1", "account_payments_v1")
+    assert not [v for v in views if history_read(log.read_text(), f'"acme_ci"."analytics"."{v}"')]
+    with duckdb.connect(str(built["data"] / "acme_ci.duckdb"), read_only=True) as con:
+        for view in views:
+            comment = con.sql(f"SELECT comment FROM duckdb_tables() WHERE schema_name = 'analytics' AND table_name = '{view}'").fetchall()[0][0]
+            state = con.sql(f"SELECT history_generation FROM analytics.online_{view}__fk_state").fetchall()[0][0]
+            assert comment == f"featurekit_history generation {state}", (view, comment, state)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 
 import duckdb
 import pytest
@@ -16,14 +15,7 @@ from featurekit.catalog import feature_views
 from featurekit.monitor.freshness import newest_data_sql
 from featurekit.project import Project
 from conftest import featurekit_cli
-from online_helpers import copy_built_project
-
-LOADED = "2024-11-02 06:00:00"  # later than every load in the seeds
-
-
-def online_views(project) -> list[str]:
-    return sorted(p.stem[len("online_"):] for p in (project / "models" / "online").glob("online_*.sql"))
-
+from online_helpers import LOADED, append, copy_built_project, history_read, online_views
 
 @pytest.fixture
 def project(built_project, tmp_path):
@@ -62,15 +54,6 @@ def assert_equal_to_full_build(project, as_of: str) -> None:
         con.close()
 
 
-def append(project, seed: str, rows: list[dict]) -> None:
-    """Rows added to a seed, loaded at LOADED unless they say when."""
-    path = project / "seeds" / f"{seed}.csv"
-    with open(path) as f:
-        header = next(csv.reader(f))
-    with open(path, "a", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows([[{"loaded_at": LOADED, **row}[c] for c in header] for row in rows])
-
-
 @pytest.mark.slow
 def test_incremental_builds_equal_full_builds(project):
     # An earlier as-of time than the session build's: every table is rebuilt in full.
@@ -104,12 +87,6 @@ def test_incremental_builds_equal_full_builds(project):
     _, incremental = build_online(project, "2024-06-20 00:00:00")
     assert incremental == set(online_views(project)) - {"login_activity_v1"}
     assert_equal_to_full_build(project, "2024-06-20 00:00:00")
-
-
-def history_read(log: str, relation: str) -> bool:
-    """Whether a dbt log holds featurekit.online_plan's read of view `relation`'s rows loaded
-    up to its online table's watermark (the count and sum of their load times)."""
-    return re.search(re.escape(relation) + r" where \w+ <= cast\('[^']+' as timestamp\)\s*\n", log) is not None
 
 
 @pytest.mark.slow

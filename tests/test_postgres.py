@@ -26,8 +26,8 @@ from conftest import copy_project, featurekit_cli
 from featurekit.macros import MacroRenderer
 from featurekit.online.store import OnlineStore
 from featurekit.training import with_join_plans
+from online_helpers import append, history_read, online_views
 from postgres_server import PASSWORD_USER
-from test_online_incremental import append, history_read, online_views
 from test_point_in_time_oracle import (
     TABLES, Case, HypothesisDraw, SeededDraw, draw_case, example_labels, mismatches, oracle, output_columns,
     warehouse_rows, write_labels,

@@ -90,7 +90,7 @@ def get_command(keys, feature_set, request_ts, snapshot, online_dir, project_dir
             "feature_set": feature_set,
             "snapshot_id": served.snapshot_id,
             "request_ts": served.request_ts,
-            "results": [dict(zip(served.columns, row)) for row in served.rows],
+            "results": served.dicts(),
         },
         indent=2,
         default=_json_default,

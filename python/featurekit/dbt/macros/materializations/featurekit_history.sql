@@ -37,13 +37,17 @@
   {%- if comment is sameas false -%}
     {{ return('') }}
   {%- endif -%}
-  {%- set generation = featurekit.generation_in(comment) or invocation_id -%}
-  {{ return("comment on table " ~ relation ~ " is 'featurekit_history generation " ~ generation | replace("'", "''") ~ "'") }}
+  {{ return('comment on table ' ~ relation ~ ' is ' ~ featurekit.literal(featurekit.generation_comment(featurekit.generation_in(comment) or invocation_id))) }}
+{% endmacro %}
+
+{#- The comment that carries a generation, and the generation a comment carries (none). -#}
+{% macro generation_comment(generation) %}
+  {{ return('featurekit_history generation ' ~ generation) }}
 {% endmacro %}
 
 {% macro generation_in(comment) %}
-  {%- set prefix = 'featurekit_history generation ' -%}
-  {{ return(comment[prefix | length:] if comment is string and comment.startswith(prefix) else none) }}
+  {%- set prefix = featurekit.generation_comment('') -%}
+  {{ return(comment[prefix | length:] if comment is string and comment.startswith(prefix) and comment != prefix else none) }}
 {% endmacro %}
 
 {#- The table's comment (none when it has none); false on an engine where featurekit keeps no
@@ -53,14 +57,14 @@
 {% endmacro %}
 
 {% macro duckdb__history_comment(relation) %}
-  {%- set rows = run_query("select comment from duckdb_tables() where database_name = '" ~ relation.database
-      ~ "' and schema_name = '" ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'").rows -%}
+  {%- set rows = run_query('select comment from duckdb_tables() where database_name = ' ~ featurekit.literal(relation.database)
+      ~ ' and schema_name = ' ~ featurekit.literal(relation.schema) ~ ' and table_name = ' ~ featurekit.literal(relation.identifier)).rows -%}
   {{ return(rows[0][0] if rows | length == 1 else none) }}
 {% endmacro %}
 
 {% macro postgres__history_comment(relation) %}
   {%- set name = adapter.quote(relation.schema) ~ '.' ~ adapter.quote(relation.identifier) -%}
-  {{ return(run_query("select obj_description(to_regclass('" ~ name ~ "'), 'pg_class')").rows[0][0]) }}
+  {{ return(run_query('select obj_description(to_regclass(' ~ featurekit.literal(name) ~ "), 'pg_class')").rows[0][0]) }}
 {% endmacro %}
 
 {#- The view's timestamp column, after checking that unique_key holds it (and the keys). -#}

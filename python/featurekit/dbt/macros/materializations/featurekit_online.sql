@@ -343,7 +343,7 @@
         'select ' ~ as_of ~ ' as as_of, ' ~ watermark ~ ' as watermark, cast(' ~ plan.rows ~ ' as bigint) as rows_loaded, '
         ~ "cast('" ~ plan.digest ~ "' as " ~ dbt.type_string() ~ ") as digest, '" ~ plan.definition ~ "' as definition, "
         ~ ("cast('" ~ plan.newest_data ~ "' as timestamp)" if plan.newest_data is not none else 'cast(null as timestamp)') ~ ' as newest_data, '
-        ~ ("'" ~ plan.generation | replace("'", "''") ~ "'" if plan.generation is not none else 'cast(null as ' ~ dbt.type_string() ~ ')') ~ ' as history_generation') }}
+        ~ (featurekit.literal(plan.generation) if plan.generation is not none else 'cast(null as ' ~ dbt.type_string() ~ ')') ~ ' as history_generation') }}
   {% endcall %}
   {{ drop_relation_if_exists(state) }}
   {{ adapter.rename_relation(tmp, state) }}
